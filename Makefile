@@ -1,0 +1,58 @@
+# bee-trace: `make run` and `make test` set up everything on a fresh Debian/Ubuntu machine (root).
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+CLANG ?= clang-19
+BUILD := build
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+BPF_OBJECT := bee_trace/bpf/bee_trace.bpf.o
+APT_PACKAGES := clang-19 llvm-19 libbpf-dev libbpf1 bpftool python3-venv make
+
+.PHONY: all deps apt venv bpf run test clean bench
+
+all: deps bpf
+
+deps: apt venv
+
+# Install only what is missing, so a set-up machine starts at once.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[test]'
+	touch $@
+
+$(BUILD)/vmlinux.h:
+	@mkdir -p $(BUILD)
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/*.h $(BUILD)/vmlinux.h
+	$(CLANG) -O2 -g -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -I$(BUILD) -Ibpf -c $< -o $@
+
+# Link the per-monitor objects into one object whose programs share the maps.
+$(BPF_OBJECT): $(BPF_OBJS)
+	@mkdir -p $(dir $@)
+	bpftool gen object $@ $(BPF_OBJS)
+
+bpf: $(BPF_OBJECT)
+
+run: deps bpf
+	$(VENV)/bin/bee-trace run
+
+test: deps bpf
+	$(VPY) -m pytest -q tests
+
+bench: deps bpf
+	$(VENV)/bin/bee-trace bench
+
+clean:
+	rm -rf $(BUILD) $(BPF_OBJECT)

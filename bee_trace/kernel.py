@@ -1,0 +1,187 @@
+"""The built BPF object: open, size the rings, load, configure the maps, attach by probe type."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import records as R
+from ._libbpf import LibbpfError, Link, Object, num_possible_cpus
+
+OBJECT_PATH = Path(__file__).parent / "bpf" / "bee_trace.bpf.o"
+TRACEFS = Path("/sys/kernel/tracing")
+BTF_PATH = Path("/sys/kernel/btf/vmlinux")
+
+PROBE_TYPES = ("file_monitor", "network_monitor", "memory_monitor")
+# Which monitors need each program (by program-name prefix); process lifecycle feeds them all.
+_PROGRAM_GROUPS: dict[str, set[str]] = {
+    "open_": {"file_monitor", "memory_monitor"},
+    "net_": {"network_monitor"},
+    "mem_": {"memory_monitor"},
+    "proc_": {"file_monitor", "network_monitor", "memory_monitor"},
+}
+_PROBE_BITS = {"file_monitor": R.PROBE_FILE, "network_monitor": R.PROBE_NETWORK,
+               "memory_monitor": R.PROBE_MEMORY}
+
+
+class SetupError(Exception):
+    """Monitoring cannot start; the message says what to do."""
+
+
+def ensure_tracefs() -> None:
+    if (TRACEFS / "events").is_dir():
+        return
+    rc = subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS)],
+                        capture_output=True, text=True)
+    if rc.returncode != 0 or not (TRACEFS / "events").is_dir():
+        raise SetupError(f"tracefs is not mounted at {TRACEFS} and mounting it failed "
+                         f"({rc.stderr.strip() or 'unknown error'}); run "
+                         f"`mount -t tracefs nodev {TRACEFS}` as root")
+
+
+def preflight() -> None:
+    """The checks every run needs, with errors that say what to do."""
+    if os.geteuid() != 0:
+        raise SetupError("bee-trace must run as root (BPF programs need CAP_BPF and CAP_PERFMON): "
+                         "run it with sudo")
+    if not BTF_PATH.exists():
+        raise SetupError(f"{BTF_PATH} is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF=y "
+                         "is needed for CO-RE)")
+    if not OBJECT_PATH.exists():
+        raise SetupError(f"{OBJECT_PATH} is not built: run `make bpf` (needs clang-19, bpftool)")
+    ensure_tracefs()
+
+
+def tracepoint_exists(section: str) -> bool:
+    """tp/<category>/<name> sections attach only where the event exists on this kernel."""
+    parts = section.split("/")
+    if parts[0] in ("tp", "tracepoint") and len(parts) == 3:
+        return (TRACEFS / "events" / parts[1] / parts[2]).is_dir()
+    return True
+
+
+@dataclass
+class ProgramStatus:
+    name: str
+    section: str
+    state: str           # attached | not-needed | missing-tracepoint | failed: ...
+
+
+@dataclass
+class Kernel:
+    """Loaded and attached kernel side. Use as a context manager; close() detaches everything."""
+
+    probes: set[str]
+    ring_critical_bytes: int = 4 << 20
+    ring_bulk_bytes: int = 16 << 20
+    bulk_wake_bytes: int = 64 << 10
+    coverage: list[ProgramStatus] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._obj: Object | None = None
+        self._links: list[Link] = []
+        self.ncpus = num_possible_cpus()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def load(self) -> None:
+        preflight()
+        obj = Object(str(OBJECT_PATH))
+        self._obj = obj
+        obj.map("ring_critical").set_max_entries(_ring_size(self.ring_critical_bytes))
+        obj.map("ring_bulk").set_max_entries(_ring_size(self.ring_bulk_bytes))
+        for prog in obj.programs():
+            groups = next((g for p, g in _PROGRAM_GROUPS.items() if prog.name.startswith(p)), set())
+            if not groups & self.probes:
+                prog.set_autoload(False)
+                self.coverage.append(ProgramStatus(prog.name, prog.section, "not-needed"))
+            elif not tracepoint_exists(prog.section):
+                prog.set_autoload(False)
+                self.coverage.append(ProgramStatus(prog.name, prog.section, "missing-tracepoint"))
+        try:
+            obj.load()
+        except LibbpfError as e:
+            raise SetupError(f"the kernel refused the BPF programs: {e}\n{_log_tail(e.log)}") from e
+
+    def attach(self) -> None:
+        assert self._obj is not None
+        done = {s.name for s in self.coverage}
+        for prog in self._obj.programs():
+            if prog.name in done:
+                continue
+            try:
+                self._links.append(prog.attach())
+                self.coverage.append(ProgramStatus(prog.name, prog.section, "attached"))
+            except LibbpfError as e:
+                self.coverage.append(ProgramStatus(prog.name, prog.section, f"failed: {e}"))
+
+    def start(self, file_filter: np.ndarray, self_tgid: int | None = None) -> None:
+        """Load, configure, then attach (so no event is seen with an unconfigured filter)."""
+        self.load()
+        self.set_file_filter(file_filter)
+        self.set_settings(self_tgid=os.getpid() if self_tgid is None else self_tgid)
+        self.attach()
+
+    def close(self) -> None:
+        for link in self._links:
+            link.destroy()
+        self._links.clear()
+        if self._obj:
+            self._obj.close()
+            self._obj = None
+
+    def __enter__(self) -> "Kernel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- maps --------------------------------------------------------------------------------
+    def map_fd(self, name: str) -> int:
+        assert self._obj is not None
+        return self._obj.map(name).fd
+
+    def ring_size(self, name: str) -> int:
+        assert self._obj is not None
+        return self._obj.map(name).max_entries
+
+    def set_file_filter(self, value: np.ndarray) -> None:
+        assert self._obj is not None
+        self._obj.map("file_filter").update(_KEY0, value.tobytes())
+
+    def set_settings(self, self_tgid: int, shed_level: int = 0) -> None:
+        assert self._obj is not None
+        s = np.zeros(1, dtype=R.settings_dtype)
+        s["self_tgid"] = self_tgid
+        s["shed_level"] = shed_level
+        s["bulk_wake_bytes"] = self.bulk_wake_bytes
+        s["probes"] = sum(_PROBE_BITS[p] for p in self.probes if p in _PROBE_BITS) | R.PROBE_PROCESS
+        self._obj.map("settings").update(_KEY0, s.tobytes())
+
+    def counters_per_cpu(self) -> np.ndarray:
+        """struct counters for each possible CPU."""
+        assert self._obj is not None
+        m = self._obj.map("counters")
+        stride = (R.counters_dtype.itemsize + 7) & ~7
+        raw = m.lookup(_KEY0, stride * self.ncpus)
+        if raw is None:
+            return np.zeros(self.ncpus, dtype=R.counters_dtype)
+        arr = np.frombuffer(raw, dtype=np.uint8).reshape(self.ncpus, stride)[:, :R.counters_dtype.itemsize]
+        return np.ascontiguousarray(arr).view(R.counters_dtype).reshape(self.ncpus)
+
+
+_KEY0 = bytes(ctypes.c_uint32(0))
+
+
+def _ring_size(nbytes: int) -> int:
+    """Ring sizes must be a power of two multiple of the page size."""
+    size = max(nbytes, os.sysconf("SC_PAGE_SIZE"))
+    return 1 << (size - 1).bit_length()
+
+
+def _log_tail(log: str, lines: int = 40) -> str:
+    return "\n".join(log.strip().splitlines()[-lines:])

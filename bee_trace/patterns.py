@@ -1,0 +1,125 @@
+"""Globs -> the kernel's candidate filter (a superset), mirroring bpf/file_match.h.
+
+Each pattern contributes one key that every path it matches must have: the hash of a literal
+basename, the literal head or tail of a wildcard basename, or the literal parent directory. The
+kernel sends an open when any key of the path hits a set bit; userspace then confirms with exact
+glob semantics, so a hash collision costs one record and never a false report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import records as R
+
+_MASK64 = (1 << 64) - 1
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+_GLOB_CHARS = set("*?[")
+
+
+def fnv1a_reversed(name: bytes) -> int:
+    """FNV-1a over the bytes in reverse order: the kernel hashes while walking backwards."""
+    h = _FNV_OFFSET
+    for b in reversed(name):
+        h = ((h ^ b) * _FNV_PRIME) & _MASK64
+    return h
+
+
+def filter_bit(value: int, kind: int) -> int:
+    x = (value + kind * 0x9E3779B97F4A7C15) & _MASK64
+    x ^= x >> 33
+    x = (x * 0xFF51AFD7ED558CCD) & _MASK64
+    x ^= x >> 33
+    return x >> (64 - R.FILTER_BITS_LOG2)
+
+
+def _pack(b: bytes) -> int:
+    return int.from_bytes(b, "little")
+
+
+@dataclass(frozen=True)
+class Key:
+    kind: int      # KEY_BASENAME, KEY_PREFIX + n, KEY_SUFFIX + n, KEY_DIR, or 0 = match all
+    value: int
+
+
+MATCH_ALL = Key(0, 0)
+
+
+def _is_literal(s: str) -> bool:
+    return not (set(s) & _GLOB_CHARS)
+
+
+def kernel_key(pattern: str) -> Key:
+    """The one key a path must have to match `pattern` (MATCH_ALL when there is none)."""
+    parts = [p for p in pattern.split("/") if p]
+    if not parts or parts[-1] == "**":
+        return MATCH_ALL
+    base = parts[-1]
+    if _is_literal(base):
+        return Key(R.KEY_BASENAME, fnv1a_reversed(base.encode()))
+    first = min(base.index(c) for c in _GLOB_CHARS if c in base)
+    last = max(i for i, c in enumerate(base) if c in _GLOB_CHARS or c == "]")
+    head, tail = base[:first].encode(), base[last + 1:].encode()
+    if tail and len(tail) >= len(head):
+        n = min(len(tail), 8)
+        return Key(R.KEY_SUFFIX + n, _pack(tail[-n:]))
+    if head:
+        n = min(len(head), 8)
+        return Key(R.KEY_PREFIX + n, _pack(head[:n]))
+    if len(parts) >= 2 and parts[-2] != "**" and _is_literal(parts[-2]):
+        return Key(R.KEY_DIR, fnv1a_reversed(parts[-2].encode()))
+    return MATCH_ALL
+
+
+def build_filter(patterns: list[str]) -> np.ndarray:
+    """The struct file_filter value for a set of globs."""
+    f = np.zeros(1, dtype=R.file_filter_dtype)
+    bits = f["bits"][0]
+    for pattern in patterns:
+        key = kernel_key(pattern)
+        if key.kind == 0:
+            f["match_all"] = 1
+            continue
+        bit = filter_bit(key.value, key.kind)
+        bits[bit >> 6] |= np.uint64(1 << (bit & 63))
+        if R.KEY_PREFIX < key.kind <= R.KEY_PREFIX + 8:
+            f["prefix_lengths"] |= 1 << (key.kind - R.KEY_PREFIX)
+        elif R.KEY_SUFFIX < key.kind <= R.KEY_SUFFIX + 8:
+            f["suffix_lengths"] |= 1 << (key.kind - R.KEY_SUFFIX)
+    return f
+
+
+def path_keys(path: bytes) -> list[Key]:
+    """The keys the kernel derives from a path (for tests and `check`): same walk as the C code."""
+    parts = path.rsplit(b"/", 2)
+    base = parts[-1]
+    keys = [Key(R.KEY_BASENAME, fnv1a_reversed(base))]
+    if len(parts) >= 2:
+        keys.append(Key(R.KEY_DIR, fnv1a_reversed(parts[-2])))
+    padded = b"\0" * 8 + path
+    tail = padded[-8:]
+    head = (base + b"\0" * 8)[:8]
+    for n in range(1, 9):
+        keys.append(Key(R.KEY_SUFFIX + n, _pack(tail[8 - n:])))
+        keys.append(Key(R.KEY_PREFIX + n, _pack(head[:n])))
+    return keys
+
+
+def is_candidate(filt: np.ndarray, path: bytes) -> bool:
+    """Python model of path_is_candidate() in bpf/file_match.h."""
+    if int(filt["match_all"][0]):
+        return True
+    bits = filt["bits"][0]
+    pre, suf = int(filt["prefix_lengths"][0]), int(filt["suffix_lengths"][0])
+    for key in path_keys(path):
+        if R.KEY_PREFIX < key.kind <= R.KEY_PREFIX + 8 and not pre & (1 << (key.kind - R.KEY_PREFIX)):
+            continue
+        if R.KEY_SUFFIX < key.kind <= R.KEY_SUFFIX + 8 and not suf & (1 << (key.kind - R.KEY_SUFFIX)):
+            continue
+        bit = filter_bit(key.value, key.kind)
+        if int(bits[bit >> 6]) >> (bit & 63) & 1:
+            return True
+    return False

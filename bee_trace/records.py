@@ -1,0 +1,115 @@
+"""numpy dtypes mirroring bpf/events.h. tests/kernel/test_records.py checks every offset and size
+against the BTF of the built object, so the C header stays the single source of truth."""
+
+from __future__ import annotations
+
+import numpy as np
+
+COMM_LEN = 16
+PATH_LEN = 256
+FILTER_BITS_LOG2 = 16
+FILTER_WORDS = 1 << (FILTER_BITS_LOG2 - 6)
+
+# enum event_type
+EV_FILE, EV_NET, EV_MEM, EV_EXEC, EV_EXIT, EV_FORK, EV_AGG = 1, 2, 3, 4, 5, 6, 7
+# enum lane
+LANE_CRITICAL, LANE_BULK = 0, 1
+NR_LANES = 2
+LANE_NAMES = ("critical", "bulk")
+# enum drop_cause
+DROP_CAUSES = ("ring_full", "sampled", "rate_limited", "aggregated", "shed")
+NR_DROP_CAUSES = len(DROP_CAUSES)
+# header flags
+EVF_TRUNCATED, EVF_WRITE, EVF_READ_FAULT, EVF_PROTECTED, EVF_BLOCKED, EVF_LOOPBACK = (
+    1, 2, 4, 8, 16, 32)
+# enum technique
+TECHNIQUES = {1: "ptrace", 2: "process_vm_readv", 3: "process_vm_writev", 4: "proc_mem",
+              5: "proc_environ", 6: "proc_maps", 7: "pidfd_getfd"}
+# enum filter_key_kind
+KEY_BASENAME, KEY_PREFIX, KEY_SUFFIX, KEY_DIR = 1, 2, 12, 22
+# probe bits
+PROBE_FILE, PROBE_NETWORK, PROBE_MEMORY, PROBE_PROCESS = 1, 2, 4, 8
+
+header_dtype = np.dtype([
+    ("type", "u1"), ("lane", "u1"), ("flags", "<u2"), ("cpu", "<u4"),
+    ("seq", "<u8"), ("ts_ns", "<u8"),
+    ("tgid", "<u4"), ("tid", "<u4"), ("ppid", "<u4"), ("uid", "<u4"),
+    ("cgroup_id", "<u8"), ("comm", f"S{COMM_LEN}"),
+])
+
+file_dtype = np.dtype([
+    ("dirfd", "<i4"), ("open_flags", "<u4"), ("path_len", "<u4"), ("syscall", "<u4"),
+    ("path", f"V{PATH_LEN}"),
+])
+
+net_dtype = np.dtype([
+    ("family", "<u2"), ("dport", "<u2"), ("protocol", "u1"), ("action", "u1"), ("syscall", "<u2"),
+    ("daddr", "V16"), ("fd", "<i4"), ("payload_len", "<u4"), ("payload", "V64"),
+])
+
+mem_dtype = np.dtype([
+    ("technique", "<u4"), ("target_pid", "<u4"), ("request", "<u8"),
+    ("target_comm", f"S{COMM_LEN}"), ("path_len", "<u4"), ("_pad", "<u4"), ("path", "V128"),
+])
+
+proc_dtype = np.dtype([
+    ("parent_tgid", "<u4"), ("exit_code", "<i4"), ("start_ns", "<u8"), ("child_tgid", "<u4"),
+    ("filename_len", "<u4"), ("filename", "V248"),
+])
+
+agg_dtype = np.dtype([
+    ("count", "<u8"), ("key", "<u8"), ("kind", "u1"), ("_pad", "V7"), ("sample", "V248"),
+])
+
+PAYLOAD_SIZE = 272
+payload_dtype = np.dtype({
+    "names": ["file", "net", "mem", "proc", "agg"],
+    "formats": [file_dtype, net_dtype, mem_dtype, proc_dtype, agg_dtype],
+    "offsets": [0, 0, 0, 0, 0],
+    "itemsize": PAYLOAD_SIZE,
+})
+
+event_dtype = np.dtype({
+    "names": ["h", "u"],
+    "formats": [header_dtype, payload_dtype],
+    "offsets": [0, header_dtype.itemsize],
+    "itemsize": header_dtype.itemsize + PAYLOAD_SIZE,
+})
+EVENT_SIZE = event_dtype.itemsize
+
+# The ring's 8-byte record header (u32 len with busy/discard bits, u32 page offset) + the record.
+RINGBUF_HDR = 8
+ring_record_dtype = np.dtype([("len", "<u4"), ("pgoff", "<u4"), ("ev", event_dtype)])
+RING_STRIDE = ring_record_dtype.itemsize  # records are fixed size and 8-aligned
+
+counters_dtype = np.dtype([
+    ("seq", "<u8", (NR_LANES,)),
+    ("emitted", "<u8", (NR_LANES,)),
+    ("drops", "<u8", (NR_LANES, NR_DROP_CAUSES)),
+    ("candidates", "<u8"),
+    ("inspected", "<u8"),
+])
+
+file_filter_dtype = np.dtype([
+    ("bits", "<u8", (FILTER_WORDS,)),
+    ("prefix_lengths", "<u4"), ("suffix_lengths", "<u4"), ("match_all", "<u4"), ("_pad", "<u4"),
+])
+
+settings_dtype = np.dtype([
+    ("self_tgid", "<u4"), ("shed_level", "<u4"), ("bulk_wake_bytes", "<u8"),
+    ("probes", "<u4"), ("_pad", "<u4"),
+])
+
+# C struct name -> dtype, for the BTF layout test.
+C_STRUCTS: dict[str, np.dtype] = {
+    "event_header": header_dtype,
+    "file_payload": file_dtype,
+    "net_payload": net_dtype,
+    "mem_payload": mem_dtype,
+    "proc_payload": proc_dtype,
+    "agg_payload": agg_dtype,
+    "event": event_dtype,
+    "counters": counters_dtype,
+    "file_filter": file_filter_dtype,
+    "settings": settings_dtype,
+}

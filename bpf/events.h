@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Record layouts shared by every kernel program. This file is the single source of truth:
+ * bee_trace/records.py mirrors it with numpy dtypes, and a test checks both against the BTF of
+ * the built object. Every record on a ring has the same size so a batch decodes as one array. */
+#ifndef BEE_EVENTS_H
+#define BEE_EVENTS_H
+
+#define COMM_LEN 16
+#define PATH_LEN 256          /* path bytes carried in a record (the tail when longer) */
+
+enum event_type {
+	EV_FILE = 1,
+	EV_NET = 2,
+	EV_MEM = 3,
+	EV_EXEC = 4,
+	EV_EXIT = 5,
+	EV_FORK = 6,
+	EV_AGG = 7,           /* aggregation summary: payload.agg */
+};
+
+enum lane {
+	LANE_CRITICAL = 0,    /* never sampled, rate-limited or shed; woken at once */
+	LANE_BULK = 1,        /* batched wake-ups; sampling, limits, aggregation, shedding */
+	NR_LANES = 2,
+};
+
+enum drop_cause {
+	DROP_RING_FULL = 0,
+	DROP_SAMPLED = 1,
+	DROP_RATE_LIMITED = 2,
+	DROP_AGGREGATED = 3,
+	DROP_SHED = 4,
+	NR_DROP_CAUSES = 5,
+};
+
+/* header flags */
+#define EVF_TRUNCATED   (1 << 0)  /* path longer than PATH_LEN: record holds its tail */
+#define EVF_WRITE       (1 << 1)  /* open flags ask for write access */
+#define EVF_READ_FAULT  (1 << 2)  /* a user pointer could not be read */
+#define EVF_PROTECTED   (1 << 3)  /* touches a protected process */
+#define EVF_BLOCKED     (1 << 4)  /* denied in the kernel */
+#define EVF_LOOPBACK    (1 << 5)
+
+/* memory-access techniques */
+enum technique {
+	TECH_PTRACE = 1,
+	TECH_VM_READV = 2,
+	TECH_VM_WRITEV = 3,
+	TECH_PROC_MEM = 4,
+	TECH_PROC_ENVIRON = 5,
+	TECH_PROC_MAPS = 6,
+	TECH_PIDFD_GETFD = 7,
+};
+
+struct event_header {            /* 64 bytes */
+	__u8 type;
+	__u8 lane;
+	__u16 flags;
+	__u32 cpu;
+	__u64 seq;               /* per-CPU, per-lane; gaps are ring-full drops */
+	__u64 ts_ns;             /* CLOCK_BOOTTIME */
+	__u32 tgid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u64 cgroup_id;
+	char comm[COMM_LEN];
+};
+
+struct file_payload {            /* 272 bytes */
+	__s32 dirfd;
+	__u32 open_flags;
+	__u32 path_len;          /* full length of the user path (without NUL) */
+	__u32 syscall;           /* syscall number, for the record */
+	char path[PATH_LEN];
+};
+
+struct net_payload {
+	__u16 family;            /* AF_INET / AF_INET6 */
+	__u16 dport;             /* host order */
+	__u8 protocol;           /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 action;             /* 0 allowed, 1 blocked */
+	__u16 syscall;
+	__u8 daddr[16];          /* IPv4 in the first 4 bytes */
+	__s32 fd;
+	__u32 payload_len;
+	__u8 payload[64];        /* head of a UDP port-53 payload, for DNS attribution */
+};
+
+struct mem_payload {
+	__u32 technique;
+	__u32 target_pid;
+	__u64 request;           /* ptrace request, or 0 */
+	char target_comm[COMM_LEN];
+	__u32 path_len;
+	__u32 _pad;
+	char path[128];          /* /proc path when the technique is a file open */
+};
+
+struct proc_payload {
+	__u32 parent_tgid;
+	__s32 exit_code;
+	__u64 start_ns;
+	__u32 child_tgid;        /* fork: the new process */
+	__u32 filename_len;
+	char filename[248];
+};
+
+struct agg_payload {
+	__u64 count;             /* events folded into this summary (not counting the first) */
+	__u64 key;
+	__u8 kind;               /* event_type being summarised */
+	__u8 _pad[7];
+	__u8 sample[248];        /* first payload bytes of the folded event */
+};
+
+struct event {                   /* 336 bytes */
+	struct event_header h;
+	union {
+		struct file_payload file;
+		struct net_payload net;
+		struct mem_payload mem;
+		struct proc_payload proc;
+		struct agg_payload agg;
+	};
+};
+
+/* Per-CPU counters, one array slot. Userspace sums over CPUs. */
+struct counters {
+	__u64 seq[NR_LANES];                    /* records attempted per lane */
+	__u64 emitted[NR_LANES];                /* records committed per lane */
+	__u64 drops[NR_LANES][NR_DROP_CAUSES];
+	__u64 candidates;                       /* opens that passed the in-kernel filter */
+	__u64 inspected;                        /* opens inspected */
+};
+
+/* Candidate filter for file opens (one array slot). A pattern sets one bit for one key that any
+ * path it matches must have (basename hash, basename prefix, path suffix or parent directory);
+ * the kernel sends an open when any of its keys hits a set bit. A superset: userspace confirms
+ * with exact glob semantics, so a collision costs one record, never a false report. */
+#define FILTER_BITS_LOG2 16
+#define FILTER_WORDS (1 << (FILTER_BITS_LOG2 - 6))
+
+enum filter_key_kind {
+	KEY_BASENAME = 1,
+	KEY_PREFIX = 2,        /* + length 1..8 */
+	KEY_SUFFIX = 12,       /* + length 1..8 */
+	KEY_DIR = 22,
+};
+
+struct file_filter {
+	__u64 bits[FILTER_WORDS];
+	__u32 prefix_lengths;  /* bit L set: some pattern needs a basename prefix of L bytes */
+	__u32 suffix_lengths;  /* bit L set: some pattern needs a path suffix of L bytes */
+	__u32 match_all;       /* a pattern has no literal key: send every open */
+	__u32 _pad;
+};
+
+/* Run-time settings (one array slot), written by userspace; read on every event. */
+struct settings {
+	__u32 self_tgid;       /* the agent: excluded from every probe */
+	__u32 shed_level;      /* backpressure: 0 none, 1 shed low, 2 shed low+medium (half) */
+	__u64 bulk_wake_bytes; /* force a bulk-ring wake-up past this backlog */
+	__u32 probes;          /* enabled probe types (PROBE_* bits) */
+	__u32 _pad;
+};
+
+#define PROBE_FILE    (1 << 0)
+#define PROBE_NETWORK (1 << 1)
+#define PROBE_MEMORY  (1 << 2)
+#define PROBE_PROCESS (1 << 3)
+
+#endif
