@@ -54,7 +54,7 @@ mem_dtype = np.dtype([
 
 proc_dtype = np.dtype([
     ("parent_tgid", "<u4"), ("exit_code", "<i4"), ("start_ns", "<u8"), ("child_tgid", "<u4"),
-    ("filename_len", "<u4"), ("filename", "V248"),
+    ("filename_len", "<u2"), ("args_len", "<u2"), ("filename", "V128"), ("args", "V120"),
 ])
 
 agg_dtype = np.dtype([

@@ -102,8 +102,10 @@ struct proc_payload {
 	__s32 exit_code;
 	__u64 start_ns;
 	__u32 child_tgid;        /* fork: the new process */
-	__u32 filename_len;
-	char filename[248];
+	__u16 filename_len;      /* exec: full length of the file name (the record holds its head) */
+	__u16 args_len;          /* exec: bytes of argv (NUL-separated) in args */
+	char filename[128];
+	char args[120];
 };
 
 struct agg_payload {

@@ -1,0 +1,281 @@
+"""Severity, rule id, category and risk score for one event (the single scheme).
+
+``classify`` only reads the event and the policy; it never trusts anything the event
+says about itself (an attacker controls comm, paths and names).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from fnmatch import fnmatchcase
+from typing import Any, Iterable
+
+from .config import SEVERITIES, Config
+from .globs import GlobSet
+
+__all__ = [
+    "classify",
+    "severity_rank",
+    "meets",
+    "max_severity",
+    "env_secret_names",
+    "domain_matches",
+    "is_loopback",
+]
+
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+# Risk bands per severity (inclusive); position inside the band says how specific the rule is.
+_BANDS = {"low": (10, 30), "medium": (40, 60), "high": (70, 85), "critical": (90, 100)}
+
+# Path classes checked in this order; the first that matches decides the category.
+_SSH = GlobSet([
+    "**/.ssh/*", "**/id_rsa", "**/id_dsa", "**/id_ecdsa", "**/id_ed25519", "**/id_*_sk",
+    "**/ssh_host_*_key", "**/authorized_keys", "**/authorized_keys2",
+])
+_CLOUD = GlobSet([
+    "**/.aws/credentials", "**/.config/gcloud/**", "**/.azure/**", "**/.kube/config",
+    "**/kubeconfig",
+])
+_PRIVATE_KEY = GlobSet([
+    "**/*.pem", "**/*.key", "**/*.p12", "**/*.pfx", "**/*.jks", "**/*.p8", "**/private.key",
+])
+_CREDENTIAL = GlobSet([
+    "**/credentials.json", "**/.env", "**/.env.*", "**/.docker/config.json",
+    "**/secrets.yaml", "**/secrets.yml", "**/.aws/config", "**/.git-credentials",
+    "**/.npmrc", "**/.pypirc", "**/.netrc", "**/.vault-token", "**/service-account*.json",
+    "**/*.kdbx", "/etc/shadow", "/etc/gshadow",
+])
+# Public material that happens to match key globs is not a secret.
+_PUBLIC = GlobSet(["**/*.pub", "**/known_hosts", "**/known_hosts.old"])
+
+
+def severity_rank(sev: Any) -> int:
+    """0 (low) .. 3 (critical); -1 for anything unknown (hostile input never raises)."""
+    return _RANK.get(sev.lower(), -1) if isinstance(sev, str) else -1
+
+
+def meets(sev: Any, minimum: str) -> bool:
+    """True if ``sev`` is at least ``minimum``. An unknown minimum is a programming error."""
+    floor = severity_rank(minimum)
+    if floor < 0:
+        raise ValueError(f"unknown severity {minimum!r}")
+    return severity_rank(sev) >= floor
+
+
+def max_severity(*sevs: str) -> str:
+    return max(sevs, key=severity_rank)
+
+
+def _risk(sev: str, position: float) -> int:
+    lo, hi = _BANDS[sev]
+    return lo + round((hi - lo) * min(max(position, 0.0), 1.0))
+
+
+def _set(ev: dict, sev: str, rule: str, category: str, position: float = 0.5) -> None:
+    ev["severity"] = sev
+    ev["rule"] = rule
+    ev["category"] = category
+    ev["risk"] = _risk(sev, position)
+
+
+def _s(ev: dict, key: str) -> str:
+    v = ev.get(key)
+    return v if isinstance(v, str) else ""
+
+
+# --------------------------------------------------------------------------- file
+
+
+def _file_class(path: str) -> tuple[str, str | None]:
+    """(category, forced severity) for a path; forced None = use file_access level."""
+    if _PUBLIC.match(path):
+        return "watched", None
+    if _SSH.match(path):
+        return "ssh_key", "critical"
+    if _CLOUD.match(path):
+        return "cloud_credential", "critical"
+    if _PRIVATE_KEY.match(path):
+        return "private_key", "high"
+    if _CREDENTIAL.match(path):
+        return "credential", "high"
+    return "watched", None
+
+
+def _classify_file(ev: dict, cfg: Config) -> None:
+    path = _s(ev, "path")
+    access = "write" if ev.get("access") == "write" else "read"
+    files = cfg.files
+    levels = cfg.reporting.severity_levels
+    cat_name = "file_access"
+
+    if files.exclude_set.match(path):
+        _set(ev, "low", f"file.excluded.{access}", cat_name, 0.0)
+        return
+    if access == "write" and files.write_set.match(path):
+        if _PUBLIC.match(path):
+            _set(ev, levels["file_access"], "file.watched.write", cat_name, 0.5)
+        else:
+            _set(ev, "high", "file.key.write", cat_name, 0.7)
+        return
+    if not files.read_set.match(path):
+        if ev.get("truncated"):
+            # The kernel matched a path we could not see in full: never drop it silently.
+            _set(ev, levels["file_access"], f"file.unconfirmed.{access}", cat_name, 0.3)
+        else:
+            _set(ev, "low", f"file.unwatched.{access}", cat_name, 0.0)
+        return
+
+    category, forced = _file_class(path)
+    rule = f"file.{category}.{access}"
+    if forced is None:
+        _set(ev, levels["file_access"], rule, cat_name, 0.5)
+        return
+    if _s(ev, "comm") in files.allowed_processes:
+        # Expected reader (e.g. ssh for its own key): keep the record, drop the alarm.
+        _set(ev, "low", f"{rule}.allowed", cat_name, 0.5)
+        return
+    position = {"ssh_key": 1.0, "cloud_credential": 0.8, "private_key": 0.6, "credential": 0.5}
+    _set(ev, max_severity(forced, levels["file_access"]), rule, cat_name, position[category])
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _classify_memory(ev: dict, cfg: Config) -> None:
+    mem = cfg.memory
+    levels = cfg.reporting.severity_levels
+    technique = _s(ev, "technique") or "unknown"
+    target_comm = _s(ev, "target_comm")
+    secrets = ev.get("secret_env_names") or []
+    is_self = ev.get("target_pid") is not None and ev.get("target_pid") == ev.get("pid")
+    position = {"proc_mem": 1.0, "process_vm_readv": 0.9, "process_vm_writev": 1.0,
+                "ptrace": 0.8, "pidfd_getfd": 0.7, "proc_environ": 0.6, "proc_maps": 0.3}
+    pos = position.get(technique, 0.5)
+
+    if target_comm in mem.protected_processes and not is_self:
+        # Exclusions never apply here: comm is attacker-chosen.
+        _set(ev, "critical", f"memory.protected.{technique}", "memory_access", pos)
+    elif is_self:
+        _set(ev, "low", f"memory.self.{technique}", "memory_access", 0.0)
+    elif _s(ev, "comm") in mem.exclude_processes:
+        _set(ev, "low", f"memory.excluded.{technique}", "memory_access", 0.2)
+    elif mem.alert_on_memory_access:
+        _set(ev, levels["memory_access"], f"memory.{technique}", "memory_access", pos)
+    else:
+        _set(ev, "low", f"memory.{technique}", "memory_access", 0.5)
+
+    if technique == "proc_environ" and secrets:
+        floor = levels["secret_env_access"]
+        if severity_rank(ev["severity"]) < severity_rank(floor):
+            _set(ev, floor, "memory.secret_env", "secret_env_access", 0.8)
+        elif not ev["rule"].startswith("memory.protected."):
+            ev["rule"] = "memory.secret_env"
+            ev["category"] = "secret_env_access"
+
+
+# --------------------------------------------------------------------------- network
+
+
+def _ip(s: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        a = ipaddress.ip_address(s.split("%", 1)[0])  # drop an IPv6 zone id
+    except ValueError:
+        return None
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
+        return a.ipv4_mapped
+    return a
+
+
+def is_loopback(daddr: str) -> bool:
+    a = _ip(daddr)
+    return a is not None and a.is_loopback
+
+
+def domain_matches(domain: str | None, patterns: Iterable[str]) -> str | None:
+    """Pattern that ``domain`` equals or is a subdomain of (case-insensitive), else None."""
+    if not domain or not isinstance(domain, str):
+        return None
+    d = domain.lower().rstrip(".")
+    for p in patterns:
+        if d == p or d.endswith("." + p):
+            return p
+    return None
+
+
+def _classify_network(ev: dict, cfg: Config) -> None:
+    net = cfg.network
+    levels = cfg.reporting.severity_levels
+    addr = _ip(_s(ev, "daddr"))
+    domain = ev.get("domain") if isinstance(ev.get("domain"), str) else None
+    blocked_sev = max_severity("high", levels["blocked_connection"])
+
+    if ev.get("action") == "blocked":
+        _set(ev, blocked_sev, "network.blocked", "blocked_connection", 1.0)
+        return
+    if addr is not None and any(addr in n for n in net.blocked_networks if n.version == addr.version):
+        _set(ev, blocked_sev, "network.blocked_ip", "blocked_connection", 0.9)
+        return
+    if domain_matches(domain, net.blocked_domains):
+        _set(ev, blocked_sev, "network.blocked_domain", "blocked_connection", 0.9)
+        return
+    if addr is not None and addr.is_loopback:
+        _set(ev, "low", "network.loopback", "network_connection", 0.0)
+        return
+    if net.allowed_domains and not domain_matches(domain, net.allowed_domains):
+        _set(ev, "high", "network.not_allowed", "network_connection", 0.6)
+        return
+    if net.monitored_ports and ev.get("dport") not in net.monitored_ports:
+        _set(ev, "low", "network.unmonitored_port", "network_connection", 0.2)
+        return
+    if net.alert_on_any_connection:
+        _set(ev, "high", "network.any", "network_connection", 0.4)
+        return
+    _set(ev, levels["network_connection"], "network.external", "network_connection", 0.5)
+
+
+# --------------------------------------------------------------------------- process
+
+
+def _classify_process(ev: dict, cfg: Config) -> None:
+    # The record's operation is named differently by different producers; accept any.
+    op = next((ev[k] for k in ("op", "action", "event", "type") if isinstance(ev.get(k), str)), "exec")
+    op = op if op in ("exec", "exit", "fork") else "exec"
+    _set(ev, "low", f"process.{op}", "process", 0.0 if op != "exec" else 0.2)
+
+
+_BY_KIND = {
+    "file": _classify_file,
+    "memory": _classify_memory,
+    "network": _classify_network,
+    "process": _classify_process,
+}
+
+
+def classify(event: dict, cfg: Config) -> None:
+    """Fill ``severity``, ``rule``, ``category`` and ``risk`` of ``event`` in place."""
+    fn = _BY_KIND.get(event.get("kind"))  # type: ignore[arg-type]
+    if fn is None:
+        _set(event, "low", "unknown", "unknown", 0.0)
+        return
+    fn(event, cfg)
+
+
+# --------------------------------------------------------------------------- environ
+
+
+def env_secret_names(environ_bytes: bytes, patterns: Iterable[str]) -> list[str]:
+    """Names (never values) of NUL-separated ``NAME=value`` entries matching any pattern."""
+    pats = tuple(patterns)
+    out: list[str] = []
+    seen: set[str] = set()
+    for entry in environ_bytes.split(b"\0"):
+        name_b, sep, _value = entry.partition(b"=")
+        if not sep or not name_b:
+            continue  # no '=' or empty name: not a variable
+        name = name_b.decode("utf-8", errors="backslashreplace")
+        if name in seen:
+            continue
+        if any(fnmatchcase(name, p) for p in pats):
+            seen.add(name)
+            out.append(name)
+    return out

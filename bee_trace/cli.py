@@ -1,0 +1,281 @@
+"""bee-trace command line: run (default), check, report, config generate|validate, bench."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any, Sequence
+
+EXIT_SETUP = 2
+SUBCOMMANDS = ("run", "check", "report", "config", "bench")
+PROBE_CHOICES = ("file_monitor", "network_monitor", "memory_monitor", "all")
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+def _fail(msg: str, code: int = EXIT_SETUP) -> int:
+    print(f"bee-trace: {msg}", file=sys.stderr)
+    return code
+
+
+def _run_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--probe-type", choices=PROBE_CHOICES, default="all",
+                   help="what to monitor (default: all)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl+C)")
+    p.add_argument("--command", help="only events whose process name contains this text")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="show UID, loopback traffic and process lifecycle events")
+    p.add_argument("--config", help="policy file (default: .github/security.yml if present)")
+    p.add_argument("--output", "-o", help="write the event stream / report here")
+    p.add_argument("--format", choices=("table", "jsonl", "json", "markdown", "csv"), default="table")
+    p.add_argument("--filter-severity", choices=SEVERITIES, default="low", help="minimum severity shown")
+    p.add_argument("--no-header", action="store_true", help="no table header")
+    p.add_argument("--timestamp-format", choices=("iso8601", "unix", "relative"), default="iso8601")
+    p.add_argument("--fail-on", choices=SEVERITIES, help="exit 1 when a finding of this severity or above occurred")
+    p.add_argument("--ready-file", help="create this file once the probes are attached")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bee-trace", description="eBPF runtime security monitor")
+    sub = parser.add_subparsers(dest="cmd")
+    _run_parser(sub.add_parser("run", help="monitor (the default command)"))
+    sub.add_parser("check", help="what this machine supports; non-zero if monitoring cannot work")
+    rp = sub.add_parser("report", help="rebuild a report from a saved JSON Lines stream")
+    rp.add_argument("events", help="JSON Lines file written by `run --format jsonl`")
+    rp.add_argument("--format", choices=("markdown", "json", "csv"), default="markdown")
+    rp.add_argument("--output", "-o")
+    rp.add_argument("--config")
+    rp.add_argument("--fail-on", choices=SEVERITIES)
+    cp = sub.add_parser("config", help="generate or validate a policy file")
+    csub = cp.add_subparsers(dest="config_cmd", required=True)
+    gp = csub.add_parser("generate", help="print the commented default policy")
+    gp.add_argument("--output", "-o")
+    vp = csub.add_parser("validate", help="check a policy file")
+    vp.add_argument("path")
+    sub.add_parser("bench", help="benchmark (see BENCHMARKS.md)", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # The original CLI had no subcommand: `bee-trace --probe-type ...` means run.
+    if not args_list or args_list[0] not in SUBCOMMANDS + ("-h", "--help"):
+        args_list.insert(0, "run")
+    if args_list[0] == "bench":
+        from .bench import main as bench_main
+        return bench_main(args_list[1:])
+    args = build_parser().parse_args(args_list)
+    try:
+        if args.cmd == "run":
+            return cmd_run(args)
+        if args.cmd == "check":
+            from .check import run_check
+            return run_check()
+        if args.cmd == "report":
+            return cmd_report(args)
+        if args.cmd == "config":
+            return cmd_config(args)
+    except ImportError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _load_config(path: str | None) -> Any:
+    from .config import load_config
+    return load_config(path)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from .config import ConfigError, generate_default_config
+    if args.config_cmd == "generate":
+        text = generate_default_config()
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    try:
+        _load_config(args.path)
+    except ConfigError as e:
+        return _fail(str(e))
+    print(f"{args.path}: valid")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .github import fail_on_exit_code
+    from .report import ReportError, rebuild_report
+    try:
+        cfg = _load_config(args.config)
+        report = rebuild_report(args.events, cfg)
+    except (ConfigError, ReportError) as e:
+        return _fail(str(e))
+    except OSError as e:
+        return _fail(f"{args.events}: {e.strerror or e}")
+    text = {"markdown": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[args.format]()
+    _write_text(args.output, text)
+    _github_finish(report, args.output)
+    return fail_on_exit_code(report, args.fail_on)
+
+
+def _write_text(path: str | None, text: str) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def _github_finish(report: Any, report_path: str | None) -> None:
+    from . import github
+    if not github.in_github_actions():
+        return
+    for line in github.annotations(report.sorted_findings()):
+        print(line)
+    github.write_step_summary(report.to_markdown())
+    github.write_outputs(report_path or "", report.total, report.count_at_least("high"))
+
+
+def _probes(probe_type: str) -> set[str]:
+    if probe_type == "all":
+        return {"file_monitor", "network_monitor", "memory_monitor"}
+    return {probe_type}
+
+
+class _Stop:
+    """SIGINT/SIGTERM end the run cleanly (final drain, summary, report)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        signal.signal(signal.SIGINT, self._handler)
+        signal.signal(signal.SIGTERM, self._handler)
+
+    def _handler(self, signum: int, frame: object) -> None:
+        self.signal = signum
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .github import fail_on_exit_code
+    from .kernel import SetupError
+    from .pipeline import Pipeline, PipelineOptions
+    from .report import Report
+    from .sinks.jsonl import JsonLinesSink
+    from .sinks.table import TableSink
+
+    if os.geteuid() != 0:
+        return _fail("must run as root (BPF needs CAP_BPF and CAP_PERFMON): run it with sudo")
+    try:
+        cfg = _load_config(args.config)
+    except ConfigError as e:
+        return _fail(str(e))
+
+    probes = _probes(args.probe_type)
+    start_ns = time.time_ns()
+    report = Report(cfg, {
+        "start": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "start_ns": start_ns,
+        "host": socket.gethostname(), "probe_types": sorted(probes),
+        "command_filter": args.command,
+    })
+    out_file = open(args.output, "w", encoding="utf-8") if args.output else None
+    sinks: list[Any] = [_ReportSink(report, args.verbose)]
+    jsonl: JsonLinesSink | None = None
+    if args.format == "jsonl":
+        jsonl = JsonLinesSink(out_file or sys.stdout)
+        sinks.append(_Visible(jsonl, args.verbose, cfg))
+    # The live table goes to --output for `--format table`, else to the terminal whenever the
+    # chosen format is written to a file.
+    table_stream = (out_file or sys.stdout) if args.format == "table" else (sys.stdout if out_file else None)
+    if table_stream is not None:
+        sinks.append(_Visible(TableSink(table_stream, verbose=args.verbose, header=not args.no_header,
+                                        timestamp_format=args.timestamp_format, start_ns=start_ns),
+                              args.verbose, cfg))
+
+    pipeline = Pipeline(PipelineOptions(probes=probes, config=cfg, command=args.command,
+                                        min_severity=args.filter_severity), sinks)
+    stop = _Stop()
+    try:
+        pipeline.start()
+    except SetupError as e:
+        return _fail(str(e))
+    if args.ready_file:
+        open(args.ready_file, "w").close()
+    failed = [s for s in pipeline.kernel.coverage if s.state.startswith("failed")]
+    for s in failed:
+        print(f"bee-trace: warning: {s.section} not attached ({s.state})", file=sys.stderr)
+    deadline = time.monotonic() + args.duration if args.duration else None
+    try:
+        while stop.signal is None and (deadline is None or time.monotonic() < deadline):
+            timeout = pipeline.opts.bulk_timeout_s
+            if deadline is not None:
+                timeout = max(0.0, min(timeout, deadline - time.monotonic()))
+            pipeline.step(timeout)
+    finally:
+        loss = pipeline.stop()
+    interrupted = stop.signal is not None and deadline is not None
+    verdict = "interrupted" if interrupted else loss["verdict"]
+    end_ns = time.time_ns()
+    report.finish({"end": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "end_ns": end_ns,
+                   "duration_s": round((end_ns - start_ns) / 1e9, 3)}, loss, verdict)
+    if jsonl is not None:
+        jsonl.write_record(report.summary_record())
+        jsonl.flush()
+    if args.format in ("json", "markdown", "csv"):
+        text = {"markdown": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[args.format]()
+        if out_file:
+            out_file.write(text)
+        else:
+            sys.stdout.write(text)
+    if out_file:
+        out_file.close()
+    print(summary_line(report, loss, verdict), file=sys.stderr)
+    _github_finish(report, args.output)
+    return fail_on_exit_code(report, args.fail_on)
+
+
+def summary_line(report: Any, loss: dict[str, Any], verdict: str) -> str:
+    dropped = " ".join(f"{k}={v}" for k, v in loss["dropped"].items())
+    high = report.count_at_least("high")
+    return (f"bee-trace: {report.total} events ({high} high or critical), "
+            f"{loss['inspected']} opens inspected, {loss['received']} records read; "
+            f"dropped: {dropped}; verdict: {verdict}")
+
+
+class _ReportSink:
+    """Feeds the end-of-run report (and GitHub outputs) with every shown event."""
+
+    def __init__(self, report: Any, verbose: bool) -> None:
+        self.report = report
+
+    def __call__(self, ev: dict[str, Any]) -> None:
+        self.report.add(ev)
+
+
+class _Visible:
+    """Hides process lifecycle and loopback noise unless --verbose or the policy asks for it."""
+
+    def __init__(self, sink: Any, verbose: bool, cfg: Any) -> None:
+        self.sink = sink
+        self.verbose = verbose
+        self.loopback = verbose or cfg.network.report_loopback
+
+    def __call__(self, ev: dict[str, Any]) -> None:
+        if not self.verbose and ev.get("kind") == "process":
+            return
+        if not self.loopback and ev.get("kind") == "network" and ev.get("rule") == "network.loopback":
+            return
+        self.sink(ev)
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

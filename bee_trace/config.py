@@ -1,0 +1,656 @@
+"""Policy file (``.github/security.yml``): schema, defaults, validation, generation.
+
+The schema is the original bee-trace one plus additive keys. Validation walks the
+``yaml.compose`` node tree instead of loaded Python objects so every error can name
+the file, the line and the dotted key path in a single line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from .globs import GlobError, GlobSet, glob_to_regex
+
+__all__ = [
+    "Config",
+    "NetworkConfig",
+    "FilesConfig",
+    "MemoryConfig",
+    "ReportingConfig",
+    "PerformanceConfig",
+    "AdvancedConfig",
+    "EbpfParams",
+    "ExperimentalConfig",
+    "KindLimits",
+    "ConfigError",
+    "SEVERITIES",
+    "SEVERITY_KEYS",
+    "KINDS",
+    "PROFILES",
+    "DEFAULT_CONFIG_PATH",
+    "load_config",
+    "parse_config",
+    "default_config",
+    "generate_default_config",
+]
+
+DEFAULT_CONFIG_PATH = ".github/security.yml"
+SEVERITIES = ("low", "medium", "high", "critical")
+SEVERITY_KEYS = (
+    "file_access",
+    "network_connection",
+    "blocked_connection",
+    "memory_access",
+    "secret_env_access",
+)
+KINDS = ("file", "network", "memory", "process")
+PROFILES = ("max-coverage", "balanced", "max-performance")
+MODES = ("audit", "block")
+
+
+class ConfigError(Exception):
+    """A policy problem, rendered as one line: ``file:line: key.path: what is wrong``."""
+
+    def __init__(self, file: str, line: int | None, key: str, message: str) -> None:
+        self.file = file
+        self.line = line
+        self.key = key
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        # One line, whatever the YAML parser or a hostile key put in the message.
+        return " ".join(text.split())
+
+
+# --------------------------------------------------------------------------- defaults
+
+_DEFAULT_WATCH_READ_NAMES = (
+    "credentials.json", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", ".env", ".env.*",
+    ".docker/config.json", "secrets.yaml", "secrets.yml", "private.key", "*.pem", "*.key",
+    "*.p12", "*.pfx", "*.crt", "*.cer", "*.der", ".aws/credentials", ".aws/config",
+    ".config/gcloud/*credentials*", ".azure/*", ".kube/config", "kubeconfig",
+    ".git-credentials", ".npmrc", ".pypirc", ".netrc", ".vault-token",
+    "service-account*.json", "authorized_keys", "ssh_host_*_key", "*.jks", "*.p8", "*.kdbx",
+    ".ssh/id_*",
+)
+DEFAULT_WATCH_READ: tuple[str, ...] = tuple(
+    f"**/{n}" for n in _DEFAULT_WATCH_READ_NAMES
+) + ("/etc/shadow", "/etc/gshadow")
+DEFAULT_WATCH_WRITE: tuple[str, ...] = tuple(
+    f"**/{n}"
+    for n in ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", ".ssh/id_*", "*.pem", "*.key",
+              "private.key", "authorized_keys")
+)
+# /tmp is deliberately not excluded: attackers stage files there and tests use temp dirs.
+# Public CA trust stores are read by every TLS client: certificates, not secrets.
+DEFAULT_EXCLUDE_PATHS: tuple[str, ...] = (
+    "**/.git/**", "**/node_modules/**", "/etc/ssl/certs/**", "/usr/share/ca-certificates/**",
+    "/etc/pki/ca-trust/**", "/usr/lib/ssl/certs/**", "**/certifi/cacert.pem",
+)
+DEFAULT_SECRET_ENV_PATTERNS: tuple[str, ...] = (
+    "SECRET_*", "PASSWORD*", "PASSWD*", "TOKEN*", "KEY*", "API_KEY*", "*_SECRET",
+    "*_PASSWORD", "*_TOKEN", "*_KEY", "GITHUB_TOKEN", "NPM_TOKEN", "DOCKER_PASSWORD",
+    "AWS_SECRET_ACCESS_KEY", "AZURE_CLIENT_SECRET",
+)
+DEFAULT_PROTECTED_PROCESSES: tuple[str, ...] = (
+    "Runner.Worker", "Runner.Listener", "sshd", "gpg-agent", "ssh-agent", "containerd",
+    "dockerd",
+)
+DEFAULT_SEVERITY_LEVELS: dict[str, str] = {
+    "file_access": "medium",
+    "network_connection": "medium",
+    "blocked_connection": "high",
+    "memory_access": "high",
+    "secret_env_access": "medium",
+}
+
+
+# --------------------------------------------------------------------------- dataclasses
+# Frozen, with tuples for lists; the two maps stay dicts (read-only by convention).
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    blocked_ips: tuple[str, ...] = ()
+    blocked_domains: tuple[str, ...] = ()
+    allowed_domains: tuple[str, ...] = ()
+    monitored_ports: tuple[int, ...] = ()
+    alert_on_any_connection: bool = False
+    mode: str = "audit"
+    report_loopback: bool = False
+
+    @cached_property
+    def blocked_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(x, strict=False) for x in self.blocked_ips)
+
+
+@dataclass(frozen=True)
+class FilesConfig:
+    watch_read: tuple[str, ...] = DEFAULT_WATCH_READ
+    watch_write: tuple[str, ...] = DEFAULT_WATCH_WRITE
+    exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDE_PATHS
+    allowed_processes: tuple[str, ...] = ()
+
+    # Compiled matchers, built once per config (cached_property writes __dict__ directly).
+    @cached_property
+    def read_set(self) -> GlobSet:
+        return GlobSet(self.watch_read)
+
+    @cached_property
+    def write_set(self) -> GlobSet:
+        return GlobSet(self.watch_write)
+
+    @cached_property
+    def exclude_set(self) -> GlobSet:
+        return GlobSet(self.exclude_paths)
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    secret_env_patterns: tuple[str, ...] = DEFAULT_SECRET_ENV_PATTERNS
+    alert_on_memory_access: bool = True
+    # Empty by default: comm names are attacker-chosen, so excluding "systemd" (as the
+    # original example does) would hand attackers an easy bypass.
+    exclude_processes: tuple[str, ...] = ()
+    protected_processes: tuple[str, ...] = DEFAULT_PROTECTED_PROCESSES
+
+
+@dataclass(frozen=True)
+class ReportingConfig:
+    include_stack_traces: bool = False
+    max_events_per_type: int = 100
+    severity_levels: dict[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_SEVERITY_LEVELS)
+    )
+
+
+@dataclass(frozen=True)
+class KindLimits:
+    """Per-kind overrides; None means "use the global performance value"."""
+
+    sampling_rate: float | None = None
+    max_events_per_second: int | None = None
+
+
+@dataclass(frozen=True)
+class PerformanceConfig:
+    event_buffer_size: int = 1024
+    sampling_rate: float = 1.0
+    max_events_per_second: int = 1000  # 0 = unlimited; applies to the bulk lane only
+    cpu_budget_percent: float = 5.0
+    profile: str = "balanced"
+    per_kind: dict[str, KindLimits] = field(default_factory=dict)
+
+    def limits_for(self, kind: str) -> tuple[float, int]:
+        """Effective (sampling_rate, max_events_per_second) for an event kind."""
+        k = self.per_kind.get(kind, KindLimits())
+        rate = self.sampling_rate if k.sampling_rate is None else k.sampling_rate
+        eps = self.max_events_per_second if k.max_events_per_second is None else k.max_events_per_second
+        return rate, eps
+
+
+@dataclass(frozen=True)
+class EbpfParams:
+    stack_trace_depth: int = 10
+    max_entries_per_map: int = 10000
+
+
+@dataclass(frozen=True)
+class ExperimentalConfig:
+    uprobe_monitoring: bool = False
+    network_packet_inspection: bool = False
+
+
+@dataclass(frozen=True)
+class AdvancedConfig:
+    enable_core: bool = True
+    ebpf_params: EbpfParams = field(default_factory=EbpfParams)
+    min_kernel_version: str = "4.18"
+    experimental: ExperimentalConfig = field(default_factory=ExperimentalConfig)
+
+
+@dataclass(frozen=True)
+class Config:
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    files: FilesConfig = field(default_factory=FilesConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    reporting: ReportingConfig = field(default_factory=ReportingConfig)
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
+    advanced: AdvancedConfig = field(default_factory=AdvancedConfig)
+    # Path of the file the policy came from; None = built-in defaults. Not part of equality.
+    source: str | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data view (lists/dicts), e.g. for JSON metadata."""
+        d = dataclasses.asdict(self)
+        d.pop("source", None)
+        return _untuple(d)
+
+
+def _untuple(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _untuple(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_untuple(v) for v in x]
+    return x
+
+
+def default_config() -> Config:
+    return Config()
+
+
+# --------------------------------------------------------------------------- validation
+
+_T_STR = "tag:yaml.org,2002:str"
+_T_INT = "tag:yaml.org,2002:int"
+_T_FLOAT = "tag:yaml.org,2002:float"
+_T_BOOL = "tag:yaml.org,2002:bool"
+_T_NULL = "tag:yaml.org,2002:null"
+
+_constructor = yaml.constructor.SafeConstructor()
+
+
+class _Ctx:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def err(self, node: yaml.Node | None, key: str, msg: str) -> ConfigError:
+        line = node.start_mark.line + 1 if node is not None else None
+        return ConfigError(self.source, line, key, msg)
+
+
+Validator = Callable[[_Ctx, yaml.Node, str], Any]
+
+
+def _kind_name(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return {
+        _T_STR: "a string", _T_INT: "an integer", _T_FLOAT: "a number", _T_BOOL: "a boolean",
+        _T_NULL: "null",
+    }.get(node.tag, f"a value of type {node.tag}")
+
+
+def _scalar(ctx: _Ctx, node: yaml.Node, key: str, tags: tuple[str, ...], what: str) -> Any:
+    if not isinstance(node, yaml.ScalarNode) or node.tag not in tags:
+        raise ctx.err(node, key, f"expected {what}, got {_kind_name(node)}")
+    try:
+        return _constructor.construct_object(node)
+    except (yaml.YAMLError, ValueError) as e:
+        raise ctx.err(node, key, f"invalid {what}: {e}") from None
+
+
+def v_bool(ctx: _Ctx, node: yaml.Node, key: str) -> bool:
+    return bool(_scalar(ctx, node, key, (_T_BOOL,), "a boolean (true/false)"))
+
+
+def v_int(lo: int | None = None, hi: int | None = None) -> Validator:
+    def check(ctx: _Ctx, node: yaml.Node, key: str) -> int:
+        v = _scalar(ctx, node, key, (_T_INT,), "an integer")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            raise ctx.err(node, key, f"{v} is out of range ({rng})")
+        return int(v)
+
+    return check
+
+
+def v_float(lo: float, hi: float, lo_open: bool = False) -> Validator:
+    def check(ctx: _Ctx, node: yaml.Node, key: str) -> float:
+        v = float(_scalar(ctx, node, key, (_T_INT, _T_FLOAT), "a number"))
+        if v != v or v > hi or v < lo or (lo_open and v == lo):
+            rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
+            raise ctx.err(node, key, f"{v:g} is out of range {rng}")
+        return v
+
+    return check
+
+
+def v_str(ctx: _Ctx, node: yaml.Node, key: str) -> str:
+    v = _scalar(ctx, node, key, (_T_STR,), "a string")
+    if not v.strip():
+        raise ctx.err(node, key, "empty string")
+    return v
+
+
+def v_enum(*choices: str) -> Validator:
+    def check(ctx: _Ctx, node: yaml.Node, key: str) -> str:
+        v = _scalar(ctx, node, key, (_T_STR,), f"one of {', '.join(choices)}")
+        if v not in choices:
+            raise ctx.err(node, key, f"{v!r} is not one of {', '.join(choices)}")
+        return v
+
+    return check
+
+
+def v_version(ctx: _Ctx, node: yaml.Node, key: str) -> str:
+    # Unquoted 4.18 is a YAML float; take the source text so "4.10" is not read as 4.1.
+    if not isinstance(node, yaml.ScalarNode) or node.tag not in (_T_STR, _T_INT, _T_FLOAT):
+        raise ctx.err(node, key, f"expected a version string like \"5.8\", got {_kind_name(node)}")
+    v = str(node.value).strip()
+    if not re.fullmatch(r"\d+(\.\d+){0,2}", v):
+        raise ctx.err(node, key, f"{v!r} is not a kernel version like \"5.8\"")
+    return v
+
+
+def v_ip_or_cidr(ctx: _Ctx, node: yaml.Node, key: str) -> str:
+    v = v_str(ctx, node, key).strip()
+    try:
+        ipaddress.ip_network(v, strict=False)
+    except ValueError:
+        raise ctx.err(node, key, f"{v!r} is not an IP address or CIDR") from None
+    return v
+
+
+def v_domain(ctx: _Ctx, node: yaml.Node, key: str) -> str:
+    v = v_str(ctx, node, key).strip().lower().rstrip(".")
+    if v.startswith("*."):
+        v = v[2:]  # "*.example.com" means the same as "example.com" (suffix match)
+    if not v or not re.fullmatch(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?", v):
+        raise ctx.err(node, key, f"{v!r} is not a domain name")
+    return v
+
+
+def v_glob(ctx: _Ctx, node: yaml.Node, key: str) -> str:
+    v = v_str(ctx, node, key)
+    try:
+        re.compile(glob_to_regex(v))
+    except (GlobError, re.error) as e:
+        raise ctx.err(node, key, f"invalid glob {v!r}: {e}") from None
+    return v
+
+
+def v_list(item: Validator) -> Validator:
+    def check(ctx: _Ctx, node: yaml.Node, key: str) -> tuple[Any, ...]:
+        if isinstance(node, yaml.ScalarNode) and node.tag == _T_NULL:
+            return ()  # "key:" with nothing after it = empty list
+        if not isinstance(node, yaml.SequenceNode):
+            raise ctx.err(node, key, f"expected a list, got {_kind_name(node)}")
+        return tuple(item(ctx, n, f"{key}[{i}]") for i, n in enumerate(node.value))
+
+    return check
+
+
+def _mapping_items(ctx: _Ctx, node: yaml.Node, key: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
+    if isinstance(node, yaml.ScalarNode) and node.tag == _T_NULL:
+        return []
+    if not isinstance(node, yaml.MappingNode):
+        raise ctx.err(node, key, f"expected a mapping, got {_kind_name(node)}")
+    seen: set[str] = set()
+    out = []
+    for knode, vnode in node.value:
+        if not isinstance(knode, yaml.ScalarNode) or knode.tag == _T_NULL:
+            raise ctx.err(knode, key, "keys must be plain names")
+        name = str(knode.value)
+        path = f"{key}.{name}" if key else name
+        if name in seen:
+            raise ctx.err(knode, path, "duplicate key")
+        seen.add(name)
+        out.append((name, knode, vnode))
+    return out
+
+
+def v_section(cls: type, fields: Mapping[str, Validator]) -> Validator:
+    """A mapping with a fixed key set, built into dataclass ``cls``; absent keys keep defaults."""
+
+    def check(ctx: _Ctx, node: yaml.Node, key: str) -> Any:
+        kwargs: dict[str, Any] = {}
+        for name, knode, vnode in _mapping_items(ctx, node, key):
+            path = f"{key}.{name}" if key else name
+            if name not in fields:
+                raise ctx.err(
+                    knode, path, f"unknown key (expected one of: {', '.join(fields)})"
+                )
+            kwargs[name] = fields[name](ctx, vnode, path)
+        return cls(**kwargs)
+
+    return check
+
+
+def v_severity_levels(ctx: _Ctx, node: yaml.Node, key: str) -> dict[str, str]:
+    levels = dict(DEFAULT_SEVERITY_LEVELS)
+    sev = v_enum(*SEVERITIES)
+    for name, knode, vnode in _mapping_items(ctx, node, key):
+        path = f"{key}.{name}"
+        if name not in SEVERITY_KEYS:
+            raise ctx.err(knode, path, f"unknown key (expected one of: {', '.join(SEVERITY_KEYS)})")
+        levels[name] = sev(ctx, vnode, path)
+    return levels
+
+
+_KIND_LIMITS = v_section(
+    KindLimits,
+    {"sampling_rate": v_float(0.0, 1.0, lo_open=True), "max_events_per_second": v_int(0)},
+)
+
+
+def v_per_kind(ctx: _Ctx, node: yaml.Node, key: str) -> dict[str, KindLimits]:
+    out: dict[str, KindLimits] = {}
+    for name, knode, vnode in _mapping_items(ctx, node, key):
+        path = f"{key}.{name}"
+        if name not in KINDS:
+            raise ctx.err(knode, path, f"unknown event kind (expected one of: {', '.join(KINDS)})")
+        out[name] = _KIND_LIMITS(ctx, vnode, path)
+    return out
+
+
+_SCHEMA = v_section(
+    Config,
+    {
+        "network": v_section(
+            NetworkConfig,
+            {
+                "blocked_ips": v_list(v_ip_or_cidr),
+                "blocked_domains": v_list(v_domain),
+                "allowed_domains": v_list(v_domain),
+                "monitored_ports": v_list(v_int(1, 65535)),
+                "alert_on_any_connection": v_bool,
+                "mode": v_enum(*MODES),
+                "report_loopback": v_bool,
+            },
+        ),
+        "files": v_section(
+            FilesConfig,
+            {
+                "watch_read": v_list(v_glob),
+                "watch_write": v_list(v_glob),
+                "exclude_paths": v_list(v_glob),
+                "allowed_processes": v_list(v_str),
+            },
+        ),
+        "memory": v_section(
+            MemoryConfig,
+            {
+                "secret_env_patterns": v_list(v_str),
+                "alert_on_memory_access": v_bool,
+                "exclude_processes": v_list(v_str),
+                "protected_processes": v_list(v_str),
+            },
+        ),
+        "reporting": v_section(
+            ReportingConfig,
+            {
+                "include_stack_traces": v_bool,
+                "max_events_per_type": v_int(0),
+                "severity_levels": v_severity_levels,
+            },
+        ),
+        "performance": v_section(
+            PerformanceConfig,
+            {
+                "event_buffer_size": v_int(1),
+                "sampling_rate": v_float(0.0, 1.0, lo_open=True),
+                "max_events_per_second": v_int(0),
+                "cpu_budget_percent": v_float(0.0, 100.0, lo_open=True),
+                "profile": v_enum(*PROFILES),
+                "per_kind": v_per_kind,
+            },
+        ),
+        "advanced": v_section(
+            AdvancedConfig,
+            {
+                "enable_core": v_bool,
+                "ebpf_params": v_section(
+                    EbpfParams,
+                    {"stack_trace_depth": v_int(0, 127), "max_entries_per_map": v_int(1)},
+                ),
+                "min_kernel_version": v_version,
+                "experimental": v_section(
+                    ExperimentalConfig,
+                    {"uprobe_monitoring": v_bool, "network_packet_inspection": v_bool},
+                ),
+            },
+        ),
+    },
+)
+
+
+def parse_config(text: str, source: str) -> Config:
+    """Validate policy text; raise ConfigError (one line) on any problem."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else None
+        msg = " ".join(x for x in (e.context, e.problem) if x) or "syntax error"
+        raise ConfigError(source, line, "", f"invalid YAML: {msg}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(source, None, "", f"invalid YAML: {e}") from None
+    if root is None:
+        return Config(source=source)  # empty file: defaults
+    if not isinstance(root, yaml.MappingNode) and not (
+        isinstance(root, yaml.ScalarNode) and root.tag == _T_NULL
+    ):
+        raise ConfigError(source, root.start_mark.line + 1, "(top level)",
+                          f"expected a mapping of sections, got {_kind_name(root)}")
+    cfg: Config = _SCHEMA(_Ctx(source), root, "")
+    return dataclasses.replace(cfg, source=source)
+
+
+def load_config(path: str | None) -> Config:
+    """Load a policy file; None means ./.github/security.yml if present, else defaults."""
+    if path is None:
+        if not os.path.isfile(DEFAULT_CONFIG_PATH):
+            return Config()
+        path = DEFAULT_CONFIG_PATH
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError(path, None, "", f"cannot read: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(path, line, "", "file is not valid UTF-8") from None
+    return parse_config(text, path)
+
+
+# --------------------------------------------------------------------------- generation
+
+_COMMENTS: dict[str, str] = {
+    "network": "Outbound network monitoring (TCP connect, UDP send; IPv4 and IPv6)",
+    "network.blocked_ips": "IP addresses or CIDR ranges; connections to them are high severity (and denied in block mode)",
+    "network.blocked_domains": "Domains (and their subdomains) to flag / block",
+    "network.allowed_domains": "If non-empty, connections to any other domain (or an unknown one) are high severity",
+    "network.monitored_ports": "Only report these destination ports (empty = all ports)",
+    "network.alert_on_any_connection": "Raise every outbound connection to high severity (air-gapped jobs)",
+    "network.mode": "audit = report only; block = deny blocked destinations in the kernel",
+    "network.report_loopback": "Also report connections to 127.0.0.0/8 and ::1",
+    "files": "Secret file monitoring. Globs: ** = any number of directories, * and ? stay in one directory;\n"
+             "a pattern without a leading / matches at any depth",
+    "files.watch_read": "Files whose opens (for reading) are reported",
+    "files.watch_write": "Files whose opens for writing are reported (key tampering / persistence)",
+    "files.exclude_paths": "Paths never reported",
+    "files.allowed_processes": "Process names (comm) allowed to read credentials without a high-severity finding",
+    "memory": "Access to other processes' memory (ptrace, process_vm_*, /proc/PID/{mem,maps,environ}, pidfd_getfd)",
+    "memory.secret_env_patterns": "Environment variable NAME patterns treated as secrets (values are never recorded)",
+    "memory.alert_on_memory_access": "Report access to another process's memory at the memory_access severity",
+    "memory.exclude_processes": "Accessing process names (comm) not reported, except against protected processes",
+    "memory.protected_processes": "Targets whose memory access is always critical",
+    "reporting": "Report content",
+    "reporting.include_stack_traces": "Include stack traces for high-severity events",
+    "reporting.max_events_per_type": "Events kept per kind in reports (counts stay exact; lowest severities are dropped first)",
+    "reporting.severity_levels": "Severity per finding type: low, medium, high, critical",
+    "performance": "Performance tuning (sampling and rate limits never apply to security-critical events)",
+    "performance.event_buffer_size": "Event buffer size",
+    "performance.sampling_rate": "Fraction of bulk events kept, 0 < x <= 1",
+    "performance.max_events_per_second": "Bulk event rate limit (0 = unlimited); dropped events are counted",
+    "performance.cpu_budget_percent": "Target CPU use of the monitor, percent of one core",
+    "performance.profile": "max-coverage | balanced | max-performance",
+    "performance.per_kind": "Per-kind overrides, e.g. process: {sampling_rate: 0.5, max_events_per_second: 200}",
+    "advanced": "Advanced settings",
+    "advanced.enable_core": "Use CO-RE (BTF) relocations",
+    "advanced.ebpf_params": "eBPF program parameters",
+    "advanced.min_kernel_version": "Minimum kernel version",
+    "advanced.experimental": "Experimental features",
+}
+
+
+def _yaml_scalar(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return json.dumps(v)  # a JSON string is a valid YAML double-quoted scalar
+
+
+def _emit(obj: Any, path: str, indent: int, out: list[str]) -> None:
+    pad = "  " * indent
+    for f in dataclasses.fields(obj):
+        if f.name == "source":
+            continue
+        key = f"{path}.{f.name}" if path else f.name
+        val = getattr(obj, f.name)
+        comment = _COMMENTS.get(key)
+        if comment:
+            if indent == 0:
+                out.append("")
+            out.extend(f"{pad}# {c}" for c in comment.split("\n"))
+        if dataclasses.is_dataclass(val):
+            out.append(f"{pad}{f.name}:")
+            _emit(val, key, indent + 1, out)
+        elif isinstance(val, tuple):
+            if not val:
+                out.append(f"{pad}{f.name}: []")
+            else:
+                out.append(f"{pad}{f.name}:")
+                out.extend(f"{pad}  - {_yaml_scalar(x)}" for x in val)
+        elif isinstance(val, dict):
+            if not val:
+                out.append(f"{pad}{f.name}: {{}}")
+            else:
+                out.append(f"{pad}{f.name}:")
+                for k, v in val.items():
+                    if dataclasses.is_dataclass(v):
+                        items = {x.name: getattr(v, x.name) for x in dataclasses.fields(v)}
+                        body = ", ".join(f"{a}: {_yaml_scalar(b)}" for a, b in items.items() if b is not None)
+                        out.append(f"{pad}  {k}: {{{body}}}")
+                    else:
+                        out.append(f"{pad}  {k}: {_yaml_scalar(v)}")
+        else:
+            out.append(f"{pad}{f.name}: {_yaml_scalar(val)}")
+
+
+def generate_default_config(cfg: Config | None = None) -> str:
+    """Commented YAML for ``cfg`` (default: built-in policy); parse_config round-trips it."""
+    out = [
+        "# bee-trace security policy (.github/security.yml)",
+        "# Generated by `bee-trace config generate`. Compatible with the original bee-trace schema.",
+    ]
+    _emit(cfg or Config(), "", 0, out)
+    return "\n".join(out) + "\n"

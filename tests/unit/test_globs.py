@@ -1,0 +1,104 @@
+import pytest
+
+from bee_trace.globs import GlobError, GlobSet, compile_glob
+
+
+def m(pattern: str, path: str) -> bool:
+    return compile_glob(pattern).match(path) is not None
+
+
+@pytest.mark.parametrize(
+    "pattern,path",
+    [
+        ("**/.ssh/id_*", "/home/u/.ssh/id_rsa"),
+        ("**/.ssh/id_*", ".ssh/id_rsa"),
+        ("/tmp/**", "/tmp/a/b"),
+        ("/tmp/**", "/tmp/a"),
+        (".env.*", "/x/.env.local"),
+        (".env", "/srv/app/.env"),
+        ("id_rsa", "id_rsa"),  # relative path, zero leading components
+        ("id_rsa", "/id_rsa"),
+        ("**/id_rsa", "/a/b/c/d/id_rsa"),
+        ("*.pem", "/etc/ssl/private/server.pem"),
+        (".aws/credentials", "/root/.aws/credentials"),
+        ("a/**/b", "/q/a/b"),
+        ("a/**/b", "/q/a/x/y/b"),
+        ("/etc/shadow", "/etc/shadow"),
+        ("/etc/**/x", "/etc/x"),
+        ("file?.txt", "/d/file1.txt"),
+        ("key[0-9]", "/d/key7"),
+        ("key[!0-9]", "/d/keyx"),
+        ("[]x]", "/d/]"),
+        ("**", "/anything/at/all"),
+        ("**/.config/gcloud/*credentials*", "/h/.config/gcloud/application_default_credentials.json"),
+        ("a\\*b", "/d/a*b"),
+        ("**/.git/**", "/repo/.git/objects/ab/cd"),
+        ("/tmp/**", "/tmp/we\nird/x"),  # newline in a hostile name still matches
+    ],
+)
+def test_matches(pattern: str, path: str) -> None:
+    assert m(pattern, path)
+
+
+@pytest.mark.parametrize(
+    "pattern,path",
+    [
+        ("**/.ssh/id_*", "/home/u/.ssh/x/id_rsa"),
+        ("/tmp/**", "/tmp"),
+        ("/tmp/**", "/tmpx/a"),
+        (".env.*", "/x/.envrc"),
+        (".env", "/x/.env.local"),
+        ("*.pem", "/d/x.pem/inner"),
+        ("id_rsa", "/d/id_rsa.pub"),
+        ("id_rsa", "/d/xid_rsa"),
+        ("/etc/shadow", "/x/etc/shadow"),
+        ("file?.txt", "/d/file12.txt"),
+        ("file?.txt", "/d/file/.txt"),
+        ("key[0-9]", "/d/keyx"),
+        ("key[!0-9]", "/d/key1"),
+        ("key[!0-9]", "/d/key/"),
+        ("a*b", "/d/a/b"),  # * never crosses '/'
+        ("[+-0]", "/"),  # a class range that spans '/' still never matches it
+        ("a\\*b", "/d/axxb"),
+        ("a/**/b", "/q/a/bc"),
+    ],
+)
+def test_non_matches(pattern: str, path: str) -> None:
+    assert not m(pattern, path)
+
+
+def test_double_slash_is_normalised_by_globset() -> None:
+    assert GlobSet(["**/.ssh/id_*"]).match("/home/u//.ssh/id_rsa") == "**/.ssh/id_*"
+
+
+def test_globset_returns_first_matching_pattern_in_order() -> None:
+    gs = GlobSet(["**/*.key", "**/private.key", "**/id_*"])
+    assert gs.match("/x/private.key") == "**/*.key"
+    assert gs.match("/x/id_rsa") == "**/id_*"
+    assert gs.match("/x/other") is None
+    assert "/x/id_rsa" in gs
+    assert len(gs) == 3
+
+
+def test_empty_globset_matches_nothing() -> None:
+    gs = GlobSet([])
+    assert not gs
+    assert gs.match("/anything") is None
+    assert gs.match("") is None
+
+
+def test_empty_pattern_is_an_error() -> None:
+    with pytest.raises(GlobError):
+        compile_glob("")
+
+
+def test_unclosed_bracket_is_literal() -> None:
+    assert m("a[b", "/d/a[b")
+    assert not m("a[b", "/d/ab")
+
+
+def test_many_patterns_match_quickly_and_correctly() -> None:
+    pats = [f"**/secret{i}.txt" for i in range(500)]
+    gs = GlobSet(pats)
+    assert gs.match("/a/b/secret499.txt") == "**/secret499.txt"
+    assert gs.match("/a/b/secret500.txt") is None
