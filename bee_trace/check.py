@@ -1,0 +1,56 @@
+"""`bee-trace check`: what this machine supports, and whether monitoring can work at all."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+from .kernel import BTF_PATH, OBJECT_PATH, PROBE_TYPES, TRACEFS, Kernel, SetupError, ensure_tracefs
+
+
+def run_check() -> int:
+    rows: list[tuple[str, bool, str]] = []
+    root = os.geteuid() == 0
+    rows.append(("root", root, "yes" if root else "no: run with sudo"))
+    rows.append(("kernel", True, platform.release()))
+    rows.append(("BTF", BTF_PATH.exists(), str(BTF_PATH) if BTF_PATH.exists() else "missing: needs CONFIG_DEBUG_INFO_BTF"))
+    try:
+        from . import _libbpf
+        rows.append(("libbpf", True, "libbpf.so.1 loaded"))
+    except ImportError as e:
+        rows.append(("libbpf", False, str(e)))
+        _libbpf = None  # type: ignore[assignment]
+    rows.append(("BPF object", OBJECT_PATH.exists(), str(OBJECT_PATH) if OBJECT_PATH.exists() else "not built: run `make bpf`"))
+    tracefs_ok = False
+    if root:
+        try:
+            ensure_tracefs()
+            tracefs_ok = True
+        except SetupError as e:
+            rows.append(("tracefs", False, str(e)))
+    if tracefs_ok:
+        rows.append(("tracefs", True, str(TRACEFS)))
+    if _libbpf is not None and root:
+        ok = _libbpf.probe_map_type(_libbpf.BPF_MAP_TYPE_RINGBUF)
+        rows.append(("ring buffer", ok, "BPF_MAP_TYPE_RINGBUF" if ok else "unsupported (kernel < 5.8)"))
+    attached = 0
+    if all(ok for _, ok, _ in rows):
+        k = Kernel(probes=set(PROBE_TYPES))
+        try:
+            k.load()
+            k.attach()
+        except SetupError as e:
+            rows.append(("load", False, str(e).splitlines()[0]))
+        finally:
+            k.close()
+        for st in k.coverage:
+            good = st.state == "attached"
+            attached += good
+            rows.append((f"probe {st.section}", good or st.state == "missing-tracepoint", st.state))
+    width = max(len(r[0]) for r in rows)
+    for name, ok, detail in rows:
+        print(f"{'ok ' if ok else 'NO '} {name:<{width}}  {detail}")
+    usable = all(ok for name, ok, _ in rows if not name.startswith("probe ")) and attached > 0
+    print("monitoring: " + ("possible" if usable else "NOT possible"), file=sys.stderr)
+    return 0 if usable else 2
