@@ -185,7 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "command_filter": args.command,
     })
     out_file = open(args.output, "w", encoding="utf-8") if args.output else None
-    sinks: list[Any] = [_ReportSink(report, args.verbose)]
+    sinks: list[Any] = [_Visible(report.add, args.verbose, cfg)]
     jsonl: JsonLinesSink | None = None
     if args.format == "jsonl":
         jsonl = JsonLinesSink(out_file or sys.stdout)
@@ -248,16 +248,6 @@ def summary_line(report: Any, loss: dict[str, Any], verdict: str) -> str:
             f"dropped: {dropped}; verdict: {verdict}")
 
 
-class _ReportSink:
-    """Feeds the end-of-run report (and GitHub outputs) with every shown event."""
-
-    def __init__(self, report: Any, verbose: bool) -> None:
-        self.report = report
-
-    def __call__(self, ev: dict[str, Any]) -> None:
-        self.report.add(ev)
-
-
 class _Visible:
     """Hides process lifecycle and loopback noise unless --verbose or the policy asks for it."""
 
@@ -274,7 +264,9 @@ class _Visible:
         self.sink(ev)
 
     def flush(self) -> None:
-        self.sink.flush()
+        flush = getattr(self.sink, "flush", None)
+        if flush:
+            flush()
 
 
 if __name__ == "__main__":
