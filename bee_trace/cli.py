@@ -36,6 +36,8 @@ def _run_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timestamp-format", choices=("iso8601", "unix", "relative"), default="iso8601")
     p.add_argument("--fail-on", choices=SEVERITIES, help="exit 1 when a finding of this severity or above occurred")
     p.add_argument("--ready-file", help="create this file once the probes are attached")
+    p.add_argument("--profile", choices=("max-coverage", "balanced", "max-performance"),
+                   help="coverage/cost trade-off (default: performance.profile of the policy)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,7 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                               args.verbose, cfg))
 
     pipeline = Pipeline(PipelineOptions(probes=probes, config=cfg, command=args.command,
-                                        min_severity=args.filter_severity), sinks)
+                                        min_severity=args.filter_severity, profile=args.profile), sinks)
     stop = _Stop()
     try:
         pipeline.start()
@@ -213,7 +215,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.duration if args.duration else None
     try:
         while stop.signal is None and (deadline is None or time.monotonic() < deadline):
-            timeout = pipeline.opts.bulk_timeout_s
+            timeout = pipeline.bulk_timeout_s
             if deadline is not None:
                 timeout = max(0.0, min(timeout, deadline - time.monotonic()))
             pipeline.step(timeout)

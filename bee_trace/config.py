@@ -191,6 +191,7 @@ class PerformanceConfig:
     max_events_per_second: int = 1000  # 0 = unlimited; applies to the bulk lane only
     cpu_budget_percent: float = 5.0
     profile: str = "balanced"
+    aggregation_window_ms: int = 1000  # 0 = off; identical bulk events fold into counts
     per_kind: dict[str, KindLimits] = field(default_factory=dict)
 
     def limits_for(self, kind: str) -> tuple[float, int]:
@@ -497,6 +498,7 @@ _SCHEMA = v_section(
                 "max_events_per_second": v_int(0),
                 "cpu_budget_percent": v_float(0.0, 100.0, lo_open=True),
                 "profile": v_enum(*PROFILES),
+                "aggregation_window_ms": v_int(0),
                 "per_kind": v_per_kind,
             },
         ),
@@ -592,6 +594,7 @@ _COMMENTS: dict[str, str] = {
     "performance.max_events_per_second": "Bulk event rate limit (0 = unlimited); dropped events are counted",
     "performance.cpu_budget_percent": "Target CPU use of the monitor, percent of one core",
     "performance.profile": "max-coverage | balanced | max-performance",
+    "performance.aggregation_window_ms": "Identical bulk events inside this window are counted, not sent (0 = off)",
     "performance.per_kind": "Per-kind overrides, e.g. process: {sampling_rate: 0.5, max_events_per_second: 200}",
     "advanced": "Advanced settings",
     "advanced.enable_core": "Use CO-RE (BTF) relocations",

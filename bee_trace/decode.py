@@ -3,6 +3,7 @@ Only records that will be output get here: filtering is done on the numpy batch 
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -11,7 +12,17 @@ from typing import Any, Callable
 import numpy as np
 
 from . import records as R
+from .dns import DnsTracker, parse_query
 from .procinfo import ProcCache, decode, resolve_path
+
+AF_INET, AF_INET6 = 2, 10
+PROTOCOLS = {6: "tcp", 17: "udp"}
+DNS_PORT = 53
+NET_PAYLOAD_LEN = 64
+EXEC_ARGS_LEN = 120
+EXEC_FILENAME_LEN = 128
+# Lifecycle records always feed the process cache; these operations are also output as events.
+OUTPUT_LIFECYCLE = {"exec"}
 
 
 def _boot_to_realtime_ns() -> int:
@@ -21,6 +32,7 @@ def _boot_to_realtime_ns() -> int:
 @dataclass
 class DecodeContext:
     procs: ProcCache = field(default_factory=ProcCache)
+    dns: DnsTracker = field(default_factory=DnsTracker)
     realtime_offset_ns: int = field(default_factory=_boot_to_realtime_ns)
 
 
@@ -36,6 +48,7 @@ def header_fields(rec: np.void, ctx: DecodeContext) -> Event:
     h = rec["h"]
     tgid = int(h["tgid"])
     ts_ns = int(h["ts_ns"]) + ctx.realtime_offset_ns
+    ppid = int(h["ppid"])
     info = ctx.procs.get(tgid)
     return {
         "ts": iso_ts(ts_ns),
@@ -45,12 +58,13 @@ def header_fields(rec: np.void, ctx: DecodeContext) -> Event:
         "rule": "",
         "pid": tgid,
         "tid": int(h["tid"]),
-        "ppid": int(h["ppid"]),
+        "ppid": ppid,
         "uid": int(h["uid"]),
         "comm": decode(bytes(h["comm"])),
         "exe": info.exe if info else "",
         "cmdline": info.cmdline if info else "",
-        "ancestry": ctx.procs.ancestry(tgid, int(h["ppid"])) if info else [],
+        "ancestry": ctx.procs.ancestry(tgid, ppid) if info else [],
+        "start_time": iso_ts(info.start_ns + ctx.realtime_offset_ns) if info and info.start_ns else None,
         "cgroup_id": int(h["cgroup_id"]),
         "cpu": int(h["cpu"]),
         "seq": int(h["seq"]),
@@ -90,9 +104,12 @@ def decode_mem(rec: np.void, ctx: DecodeContext) -> Event:
     ev = header_fields(rec, ctx)
     m = rec["u"]["mem"]
     target = int(m["target_pid"])
-    target_comm = decode(bytes(m["target_comm"]))
-    if not target_comm:
-        info = ctx.procs.get(target)
+    # The kernel names the target (bpf_task_from_pid) at the moment of access; the /proc opens
+    # do not, so read the current name while the target lives (a cached name may predate a
+    # prctl(PR_SET_NAME)), falling back to the cache when it is gone.
+    target_comm = decode(bytes(m["target_comm"]).split(b"\0", 1)[0])
+    if not target_comm and target:
+        info = ctx.procs.get(target, refresh=True)
         target_comm = info.comm if info else ""
     ev.update({
         "kind": "memory",
@@ -108,9 +125,110 @@ def decode_mem(rec: np.void, ctx: DecodeContext) -> Event:
     return ev
 
 
+def net_daddr(family: int, raw: bytes) -> tuple[str, str]:
+    """(family name, address text): IPv6 compressed, IPv4-mapped IPv6 shown as IPv4."""
+    if family == AF_INET:
+        return "ipv4", str(ipaddress.IPv4Address(raw[:4]))
+    if family == AF_INET6:
+        a = ipaddress.IPv6Address(raw[:16])
+        if a.ipv4_mapped is not None:
+            return "ipv4", str(a.ipv4_mapped)
+        return "ipv6", str(a)
+    return "unknown", ""
+
+
+def decode_net(rec: np.void, ctx: DecodeContext) -> Event:
+    ev = header_fields(rec, ctx)
+    n = rec["u"]["net"]
+    flags = int(rec["h"]["flags"])
+    family, daddr = net_daddr(int(n["family"]), bytes(n["daddr"]))
+    proto_num = int(n["protocol"])
+    protocol = PROTOCOLS.get(proto_num, str(proto_num))
+    dport = int(n["dport"])
+    ev.update({
+        "kind": "network",
+        "protocol": protocol,
+        "family": family,
+        "daddr": daddr,
+        "dport": dport,
+        "action": "blocked" if (flags & R.EVF_BLOCKED or int(n["action"])) else "allowed",
+        "domain": None,
+        "loopback": bool(flags & R.EVF_LOOPBACK),
+        "syscall": int(n["syscall"]),
+    })
+    if flags & R.EVF_READ_FAULT:
+        ev["read_fault"] = True
+    payload_len = int(n["payload_len"])
+    if protocol == "udp" and dport == DNS_PORT:
+        if payload_len:
+            head = bytes(n["payload"])[:min(payload_len, NET_PAYLOAD_LEN)]
+            q = parse_query(head)
+            ev["dns_query"] = q.name if q else None
+            if q:
+                if q.qtype is not None:
+                    ev["dns_qtype"] = q.qtype
+                ctx.dns.note_query(ev["pid"], q.name, ev["boot_ns"])
+        # The resolver's own address is not named after the queries sent to it.
+        ev["domain"] = ctx.dns.hosts().get(daddr) if daddr else None
+    elif daddr:
+        ev["domain"] = ctx.dns.attribute(ev["pid"], ev["ppid"], daddr, ev["boot_ns"])
+    return ev
+
+
+def _proc_filename(p: np.void) -> tuple[bytes, bool]:
+    n = int(p["filename_len"])
+    raw = bytes(p["filename"]).split(b"\0", 1)[0]
+    return raw, n > len(raw)
+
+
+def decode_exec(rec: np.void, ctx: DecodeContext) -> Event | None:
+    h, p = rec["h"], rec["u"]["proc"]
+    tgid = int(h["tgid"])
+    filename, truncated = _proc_filename(p)
+    args_len = min(int(p["args_len"]), EXEC_ARGS_LEN)
+    args = bytes(p["args"])[:args_len]
+    ctx.procs.on_exec(tgid, int(h["ppid"]), decode(bytes(h["comm"]).split(b"\0", 1)[0]),
+                      decode(filename), args, args_len < EXEC_ARGS_LEN, int(p["start_ns"]))
+    if "exec" not in OUTPUT_LIFECYCLE:
+        return None
+    ev = header_fields(rec, ctx)
+    ev.update({"kind": "process", "op": "exec", "filename": decode(filename)})
+    if truncated:
+        ev["filename_truncated"] = True
+    return ev
+
+
+def decode_fork(rec: np.void, ctx: DecodeContext) -> Event | None:
+    h, p = rec["h"], rec["u"]["proc"]
+    child = int(p["child_tgid"])
+    ctx.procs.on_fork(child, int(p["parent_tgid"]), int(p["start_ns"]),
+                      decode(bytes(h["comm"]).split(b"\0", 1)[0]))
+    if "fork" not in OUTPUT_LIFECYCLE:
+        return None
+    ev = header_fields(rec, ctx)
+    ev.update({"kind": "process", "op": "fork", "child_pid": child})
+    return ev
+
+
+def decode_exit(rec: np.void, ctx: DecodeContext) -> Event | None:
+    tgid = int(rec["h"]["tgid"])
+    ev = header_fields(rec, ctx) if "exit" in OUTPUT_LIFECYCLE else None
+    ctx.procs.on_exit(tgid)
+    if ev is None:
+        return None
+    code = int(rec["u"]["proc"]["exit_code"])
+    ev.update({"kind": "process", "op": "exit", "exit_code": code >> 8 & 0xff,
+               "exit_signal": code & 0x7f})
+    return ev
+
+
 DECODERS: dict[int, Decoder] = {
     R.EV_FILE: decode_file,
     R.EV_MEM: decode_mem,
+    R.EV_NET: decode_net,
+    R.EV_EXEC: decode_exec,
+    R.EV_FORK: decode_fork,
+    R.EV_EXIT: decode_exit,
 }
 
 

@@ -83,6 +83,7 @@ class Kernel:
     coverage: list[ProgramStatus] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.settings = np.zeros(1, dtype=R.settings_dtype)
         self._obj: Object | None = None
         self._links: list[Link] = []
         self.ncpus = num_possible_cpus()
@@ -119,11 +120,11 @@ class Kernel:
             except LibbpfError as e:
                 self.coverage.append(ProgramStatus(prog.name, prog.section, f"failed: {e}"))
 
-    def start(self, file_filter: np.ndarray, self_tgid: int | None = None) -> None:
+    def start(self, file_filter: np.ndarray, self_tgid: int | None = None, **settings: object) -> None:
         """Load, configure, then attach (so no event is seen with an unconfigured filter)."""
         self.load()
         self.set_file_filter(file_filter)
-        self.set_settings(self_tgid=os.getpid() if self_tgid is None else self_tgid)
+        self.set_settings(os.getpid() if self_tgid is None else self_tgid, **settings)
         self.attach()
 
     def close(self) -> None:
@@ -153,14 +154,40 @@ class Kernel:
         assert self._obj is not None
         self._obj.map("file_filter").update(_KEY0, value.tobytes())
 
-    def set_settings(self, self_tgid: int, shed_level: int = 0) -> None:
+    def set_settings(self, self_tgid: int, **fields: object) -> None:
+        """Write the whole settings slot (the kernel reads it on every event)."""
         assert self._obj is not None
-        s = np.zeros(1, dtype=R.settings_dtype)
+        s = self.settings
         s["self_tgid"] = self_tgid
-        s["shed_level"] = shed_level
         s["bulk_wake_bytes"] = self.bulk_wake_bytes
         s["probes"] = sum(_PROBE_BITS[p] for p in self.probes if p in _PROBE_BITS) | R.PROBE_PROCESS
+        for name, value in fields.items():
+            s[name] = value
         self._obj.map("settings").update(_KEY0, s.tobytes())
+
+    def update_settings(self, **fields: object) -> None:
+        """Change some settings at run time (shed level, sampling, wake-up threshold...)."""
+        if "bulk_wake_bytes" in fields:
+            self.bulk_wake_bytes = int(fields["bulk_wake_bytes"])  # type: ignore[arg-type]
+        self.set_settings(int(self.settings["self_tgid"][0]), **fields)
+
+    def agg_counts(self) -> list[tuple[np.void, int, np.void]]:
+        """Every aggregation entry: (key, cumulative count summed over CPUs, a CPU's value with
+        the window's sample)."""
+        assert self._obj is not None
+        m = self._obj.map("agg")
+        stride = (R.agg_value_dtype.itemsize + 7) & ~7
+        out = []
+        for raw_key in m.keys(R.agg_key_dtype.itemsize):
+            raw = m.lookup(raw_key, stride * self.ncpus)
+            if raw is None:
+                continue
+            per_cpu = np.frombuffer(raw, dtype=np.uint8).reshape(self.ncpus, stride)
+            vals = np.ascontiguousarray(per_cpu[:, :R.agg_value_dtype.itemsize]).view(R.agg_value_dtype).reshape(-1)
+            sample = vals[int(np.argmax(vals["window_start"]))]
+            key = np.frombuffer(raw_key, dtype=R.agg_key_dtype)[0]
+            out.append((key, int(vals["count"].sum()), sample))
+        return out
 
     def counters_per_cpu(self) -> np.ndarray:
         """struct counters for each possible CPU."""

@@ -12,6 +12,7 @@ from . import patterns
 from . import records as R
 from .classify import classify, env_secret_names, meets
 from .config import Config, default_config
+from .control import Backpressure, Governor, Tuning, WakeTuner, tuning_for
 from .decode import DecodeContext, Event, decode_record
 from .kernel import Kernel
 from .ringbuf import RingReader, RingSet
@@ -25,9 +26,10 @@ class PipelineOptions:
     config: Config = field(default_factory=default_config)
     command: str | None = None          # substring of the process name
     min_severity: str = "low"
-    bulk_timeout_s: float = 0.02        # latency bound for bulk records (no wake-up per record)
+    profile: str | None = None          # overrides performance.profile
     ring_critical_bytes: int | None = None
     ring_bulk_bytes: int | None = None
+    adaptive: bool = True               # backpressure, wake-up tuning and the CPU governor
 
 
 @dataclass
@@ -49,12 +51,20 @@ class Pipeline:
         self.sinks = sinks
         self.stats = Stats()
         self.ctx = DecodeContext()
-        ring_bytes = max(self.cfg.performance.event_buffer_size, 256) << 10
+        self.tuning: Tuning = tuning_for(self.cfg, opts.profile)
         self.kernel = Kernel(
             probes=set(opts.probes),
-            ring_critical_bytes=opts.ring_critical_bytes or ring_bytes,
-            ring_bulk_bytes=opts.ring_bulk_bytes or 4 * ring_bytes,
+            ring_critical_bytes=opts.ring_critical_bytes or self.tuning.ring_critical_bytes,
+            ring_bulk_bytes=opts.ring_bulk_bytes or self.tuning.ring_bulk_bytes,
+            bulk_wake_bytes=self.tuning.wake_min,
         )
+        self.bulk_timeout_s = self.tuning.bulk_timeout_s
+        self.backpressure = Backpressure()
+        self.governor = Governor(self.cfg.performance.cpu_budget_percent, dict(self.tuning.sample_every))
+        self.wake: WakeTuner | None = None
+        self._agg_seen: dict[tuple[int, int, int], int] = {}
+        self.agg_reported = 0
+        self._next_agg_flush = 0.0
         self.rings: RingSet | None = None
         self.started_ns = 0
         self.stopped = False
@@ -62,7 +72,8 @@ class Pipeline:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         files = self.cfg.files
-        self.kernel.start(patterns.build_filter(list(files.watch_read) + list(files.watch_write)))
+        self.kernel.start(patterns.build_filter(list(files.watch_read) + list(files.watch_write)),
+                          **self.tuning.kernel_settings())
         try:
             self.ctx.procs.seed()
             self.rings = RingSet([
@@ -75,15 +86,42 @@ class Pipeline:
             self.kernel.close()
             raise
         self.started_ns = time.time_ns()
+        self.wake = WakeTuner(self.tuning, self.kernel.ring_size("ring_bulk"), current=self.tuning.wake_min)
 
     def step(self, timeout_s: float | None = None) -> int:
         """Wait for records (at most the bulk latency bound), then drain; returns records read."""
         assert self.rings is not None
-        self.rings.wait(self.opts.bulk_timeout_s if timeout_s is None else timeout_s)
+        self.rings.wait(self.bulk_timeout_s if timeout_s is None else timeout_s)
         n = self.drain()
+        now = time.monotonic()
+        if self.tuning.agg_window_ns and now >= self._next_agg_flush:
+            self._next_agg_flush = now + self.tuning.agg_window_ns / 1e9
+            self.flush_aggregates()
         if n:
             self.flush()
+        if self.opts.adaptive:
+            self._adapt()
         return n
+
+    def _adapt(self) -> None:
+        """Backpressure, wake-up threshold and CPU governor: each writes settings on change."""
+        assert self.rings is not None and self.wake is not None
+        bulk = self.rings.rings[R.LANE_BULK]
+        changes: dict[str, object] = {}
+        level = self.backpressure.update(bulk.lag_bytes() / bulk.size)
+        if level is not None:
+            changes["shed_level"] = level
+        wake = self.wake.update(bulk.records)
+        if wake is not None:
+            changes["bulk_wake_bytes"] = wake
+        sampling = self.governor.update()
+        if sampling is not None:
+            se = [0] * R.NR_KINDS
+            for t, n in sampling.items():
+                se[t] = n
+            changes["sample_every"] = se
+        if changes:
+            self.kernel.update_settings(**changes)
 
     def flush(self) -> None:
         for sink in self.sinks:
@@ -107,6 +145,7 @@ class Pipeline:
         if self.stopped:
             return self._summary
         self.drain()
+        self.flush_aggregates()
         self.flush()
         self._summary = self.loss_summary()
         self.stopped = True
@@ -122,6 +161,25 @@ class Pipeline:
             ev = decode_record(rec, self.ctx)
             if ev is not None:
                 self.handle_event(ev)
+
+    def flush_aggregates(self) -> None:
+        """Summary events for identical bulk events folded in the kernel since the last flush:
+        the growth of each entry's cumulative count, with the window's first event as sample."""
+        seen: dict[tuple[int, int, int], int] = {}
+        for key, total, sample in self.kernel.agg_counts():
+            ident = (int(key["tgid"]), int(key["type"]), int(key["key"]))
+            seen[ident] = total
+            delta = total - self._agg_seen.get(ident, 0)
+            if delta <= 0:
+                continue
+            ev = decode_record(_summary_record(key, sample), self.ctx)
+            if ev is None:
+                continue
+            self.agg_reported += delta
+            ev["count"] = delta
+            ev["aggregated"] = True
+            self.handle_event(ev)
+        self._agg_seen = seen
 
     def handle_event(self, ev: Event) -> None:
         if not self.confirm(ev):
@@ -197,7 +255,8 @@ class Pipeline:
         dropped = {cause: sum(lanes[n][cause] for n in R.LANE_NAMES) for cause in R.DROP_CAUSES}
         # A gap the kernel did not count as ring-full would be a silent loss: treat it as one.
         uncounted = sum(max(0, lanes[n]["sequence_gaps"] - lanes[n]["ring_full"]) for n in R.LANE_NAMES)
-        lost = dropped["ring_full"] + dropped["shed"] + uncounted
+        # Counts folded in the kernel but evicted before we read them are lost counts.
+        lost = dropped["ring_full"] + dropped["shed"] + uncounted + max(0, dropped["aggregated"] - self.agg_reported)
         return {
             "inspected": int(per_cpu["inspected"].sum()),
             "candidates": int(per_cpu["candidates"].sum()),
@@ -209,6 +268,28 @@ class Pipeline:
             "dropped": dropped,
             "uncounted_gaps": uncounted,
             "lanes": lanes,
+            "aggregated_reported": self.agg_reported,
+            "aggregated_unreported": max(0, dropped["aggregated"] - self.agg_reported),
+            "shed_raised": self.backpressure.raised,
+            "governor": list(self.governor.actions),
             "process_cache_evictions": self.ctx.procs.evictions,
             "verdict": "complete" if lost == 0 else "degraded",
         }
+
+
+def _summary_record(key: np.void, value: np.void) -> np.void:
+    """A kernel-shaped record for an aggregation entry, so the usual decoder names it."""
+    rec = np.zeros(1, dtype=R.event_dtype)
+    h = rec["h"]
+    h["type"] = key["type"]
+    h["lane"] = R.LANE_BULK
+    h["tgid"] = key["tgid"]
+    h["tid"] = key["tgid"]
+    h["uid"] = value["uid"]
+    h["ppid"] = value["ppid"]
+    h["comm"] = value["comm"]
+    h["ts_ns"] = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    raw = rec.view(np.uint8)
+    off = R.header_dtype.itemsize
+    raw[off:off + 96] = np.frombuffer(bytes(value["sample"]), dtype=np.uint8)
+    return rec[0]

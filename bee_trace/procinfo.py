@@ -1,4 +1,6 @@
-"""Process context from /proc, kept in a bounded cache (evictions counted)."""
+"""Process context, kept in a bounded cache (evictions counted): seeded from /proc at start, then
+fed by the kernel's exec/fork/exit records, so a process that has already exited when its events
+are decoded still has its exe, cmdline and ancestry."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from dataclasses import dataclass, field
 
 CMDLINE_MAX = 1024
 ANCESTRY_MAX = 8
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def decode(b: bytes) -> str:
@@ -24,6 +27,9 @@ class ProcInfo:
     ppid: int = 0
     start_ticks: int = 0
     cwd: str | None = None
+    start_ns: int = 0            # CLOCK_BOOTTIME ns (from the kernel, or start_ticks)
+    exited: bool = False
+    source: str = "proc"         # proc | exec | fork
 
 
 @dataclass
@@ -53,6 +59,49 @@ class ProcCache:
     def forget(self, pid: int) -> None:
         self._items.pop(pid, None)
 
+    def peek(self, pid: int) -> ProcInfo | None:
+        """The cached entry only (no /proc read, no LRU update)."""
+        return self._items.get(pid)
+
+    # -- lifecycle records -------------------------------------------------------------------
+    def on_exec(self, pid: int, ppid: int, comm: str, filename: str, args: bytes,
+                args_complete: bool, start_ns: int) -> ProcInfo:
+        """A new program in `pid`. The kernel's file name and argv head are kept; /proc (when
+        the process still lives) fills in what the record could not carry."""
+        info = ProcInfo(pid=pid, comm=comm, exe=filename, ppid=ppid, start_ns=start_ns,
+                        source="exec")
+        info.cmdline = decode(args.rstrip(b"\0").replace(b"\0", b" "))
+        try:
+            info.exe = decode(os.fsencode(os.readlink(f"/proc/{pid}/exe")))
+        except OSError:
+            pass
+        if not args_complete:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    raw = f.read(CMDLINE_MAX)
+                if raw:
+                    info.cmdline = decode(raw.rstrip(b"\0").replace(b"\0", b" "))
+            except OSError:
+                pass
+        self.put(info)
+        return info
+
+    def on_fork(self, child: int, parent: int, start_ns: int, comm: str = "") -> ProcInfo:
+        """A new process: it runs its parent's program until it execs."""
+        p = self.peek(parent) or self.get(parent)
+        info = ProcInfo(pid=child, comm=p.comm if p else comm, exe=p.exe if p else "",
+                        cmdline=p.cmdline if p else "", ppid=parent, start_ns=start_ns,
+                        source="fork")
+        self.put(info)
+        return info
+
+    def on_exit(self, pid: int) -> None:
+        """Kept (marked) so records still in flight for it decode with context; the bound
+        evicts it later."""
+        info = self._items.get(pid)
+        if info is not None:
+            info.exited = True
+
     def ancestry(self, pid: int, ppid: int | None = None) -> list[str]:
         """comm names from the oldest known ancestor down to `pid`."""
         chain: list[str] = []
@@ -60,7 +109,7 @@ class ProcCache:
         cur: int | None = pid
         while cur and cur not in seen and len(chain) < ANCESTRY_MAX:
             seen.add(cur)
-            info = self.get(cur)
+            info = self.get(cur, refresh=False)
             if info is None:
                 break
             chain.append(info.comm)
@@ -93,6 +142,7 @@ def read_proc(pid: int) -> ProcInfo | None:
     try:
         info.ppid = int(rest[1])
         info.start_ticks = int(rest[19])
+        info.start_ns = info.start_ticks * 1_000_000_000 // CLK_TCK
     except (IndexError, ValueError):
         pass
     try:

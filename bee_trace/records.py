@@ -27,6 +27,9 @@ TECHNIQUES = {1: "ptrace", 2: "process_vm_readv", 3: "process_vm_writev", 4: "pr
               5: "proc_environ", 6: "proc_maps", 7: "pidfd_getfd"}
 # enum filter_key_kind
 KEY_BASENAME, KEY_PREFIX, KEY_SUFFIX, KEY_DIR = 1, 2, 12, 22
+NR_KINDS = 8
+# enum priority
+PRIO_LOW, PRIO_MEDIUM, PRIO_HIGH = 0, 1, 2
 # probe bits
 PROBE_FILE, PROBE_NETWORK, PROBE_MEMORY, PROBE_PROCESS = 1, 2, 4, 8
 
@@ -88,6 +91,8 @@ counters_dtype = np.dtype([
     ("drops", "<u8", (NR_LANES, NR_DROP_CAUSES)),
     ("candidates", "<u8"),
     ("inspected", "<u8"),
+    ("sample_tick", "<u8", (NR_KINDS,)),
+    ("shed_tick", "<u8"),
 ])
 
 file_filter_dtype = np.dtype([
@@ -97,8 +102,17 @@ file_filter_dtype = np.dtype([
 
 settings_dtype = np.dtype([
     ("self_tgid", "<u4"), ("shed_level", "<u4"), ("bulk_wake_bytes", "<u8"),
-    ("probes", "<u4"), ("_pad", "<u4"),
+    ("probes", "<u4"), ("_pad", "<u4"), ("agg_window_ns", "<u8"),
+    ("sample_every", "<u4", (NR_KINDS,)), ("rate_per_sec", "<u4", (NR_KINDS,)),
 ])
+
+agg_key_dtype = np.dtype([("tgid", "<u4"), ("type", "<u4"), ("key", "<u8")])
+agg_value_dtype = np.dtype([
+    ("count", "<u8"), ("window_start", "<u8"), ("uid", "<u4"), ("ppid", "<u4"),
+    ("comm", f"S{COMM_LEN}"), ("sample", "V96"),
+])
+rate_key_dtype = np.dtype([("type", "<u4"), ("sid", "<u4")])
+rate_value_dtype = np.dtype([("tokens", "<u8"), ("last_ns", "<u8")])
 
 # C struct name -> dtype, for the BTF layout test.
 C_STRUCTS: dict[str, np.dtype] = {
@@ -112,4 +126,8 @@ C_STRUCTS: dict[str, np.dtype] = {
     "counters": counters_dtype,
     "file_filter": file_filter_dtype,
     "settings": settings_dtype,
+    "agg_key": agg_key_dtype,
+    "agg_value": agg_value_dtype,
+    "rate_key": rate_key_dtype,
+    "rate_value": rate_value_dtype,
 }

@@ -63,6 +63,20 @@ BEE_MAP struct {
 	__type(value, struct path_scratch);
 } path_scratch SEC(".maps");
 
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct agg_key);
+	__type(value, struct agg_value);
+} agg SEC(".maps");
+
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rate_key);
+	__type(value, struct rate_value);
+} rate_buckets SEC(".maps");
+
 static __always_inline struct settings *get_settings(void)
 {
 	__u32 zero = 0;
@@ -140,6 +154,103 @@ static __always_inline void submit_event(struct counters *c, struct settings *s,
 	bpf_ringbuf_submit(e, flags);
 	if (c)
 		__sync_fetch_and_add(&c->emitted[lane & 1], 1);
+}
+
+/* Admission of a bulk record, cheapest check first; every refusal is counted by cause.
+ * Returns 0 to drop; otherwise 1, with *slot set when the caller must store the record's payload
+ * as the sample of a new aggregation window (agg_store_sample after filling the record). */
+static __always_inline int bulk_admit(struct counters *c, struct settings *s, __u32 type,
+				      __u32 prio, __u64 key, struct agg_value **slot)
+{
+	__u32 t = type & (NR_KINDS - 1);
+	__u64 now, n;
+
+	*slot = 0;
+	if (!c || !s)
+		return 0;
+	/* Backpressure from userspace: shed at the source, low first, high never. */
+	if (s->shed_level && prio == PRIO_LOW) {
+		count_drop(c, LANE_BULK, DROP_SHED);
+		return 0;
+	}
+	if (s->shed_level >= 2 && prio == PRIO_MEDIUM && (c->shed_tick++ & 1)) {
+		count_drop(c, LANE_BULK, DROP_SHED);
+		return 0;
+	}
+	now = bpf_ktime_get_ns();
+	/* Aggregation first: folded events are counted per key, not lost. key 0: never fold. */
+	if (s->agg_window_ns && key) {
+		struct agg_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .type = t, .key = key };
+		struct agg_value *v = bpf_map_lookup_elem(&agg, &k);
+
+		if (v && now - v->window_start < s->agg_window_ns) {
+			v->count++;
+			count_drop(c, LANE_BULK, DROP_AGGREGATED);
+			return 0;
+		}
+		if (!v) {
+			struct agg_value fresh = {};
+
+			bpf_map_update_elem(&agg, &k, &fresh, BPF_ANY);
+			v = bpf_map_lookup_elem(&agg, &k);
+		}
+		if (v) {
+			v->window_start = now;
+			*slot = v;
+		}
+	}
+	n = s->sample_every[t];
+	if (n > 1 && c->sample_tick[t]++ % n) {
+		count_drop(c, LANE_BULK, DROP_SAMPLED);
+		goto refused;
+	}
+	n = s->rate_per_sec[t];
+	if (n) {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		struct rate_key rk = { .type = t };
+		struct rate_value *rv;
+
+		rk.sid = BPF_CORE_READ(task, signal, pids[PIDTYPE_SID], numbers[0].nr);
+		rv = bpf_map_lookup_elem(&rate_buckets, &rk);
+		if (!rv) {
+			struct rate_value full = { .tokens = n * 1000000000ULL, .last_ns = now };
+
+			bpf_map_update_elem(&rate_buckets, &rk, &full, BPF_ANY);
+			rv = bpf_map_lookup_elem(&rate_buckets, &rk);
+		}
+		if (rv) {
+			__u64 cap = n * 1000000000ULL;
+			__u64 tokens = rv->tokens + (now - rv->last_ns) * n;
+
+			rv->last_ns = now;
+			if (tokens > cap)
+				tokens = cap;
+			if (tokens < 1000000000ULL) {
+				rv->tokens = tokens;
+				count_drop(c, LANE_BULK, DROP_RATE_LIMITED);
+				goto refused;
+			}
+			rv->tokens = tokens - 1000000000ULL;
+		}
+	}
+	return 1;
+refused:
+	/* No first record went out for this window: the next identical event opens it again. */
+	if (*slot)
+		(*slot)->window_start = 0;
+	*slot = 0;
+	return 0;
+}
+
+/* The first record of an aggregation window is the one the summary counts will refer to. */
+static __always_inline void agg_store_sample(struct agg_value *v, struct event *e)
+{
+	if (!v)
+		return;
+	v->uid = e->h.uid;
+	v->ppid = e->h.ppid;
+	__builtin_memcpy(v->comm, e->h.comm, sizeof(v->comm));
+	__builtin_memcpy(v->sample, &e->net, sizeof(v->sample));
 }
 
 #endif

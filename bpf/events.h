@@ -127,6 +127,8 @@ struct event {                   /* 336 bytes */
 	};
 };
 
+#define NR_KINDS 8             /* indexed by enum event_type */
+
 /* Per-CPU counters, one array slot. Userspace sums over CPUs. */
 struct counters {
 	__u64 seq[NR_LANES];                    /* records attempted per lane */
@@ -134,6 +136,8 @@ struct counters {
 	__u64 drops[NR_LANES][NR_DROP_CAUSES];
 	__u64 candidates;                       /* opens that passed the in-kernel filter */
 	__u64 inspected;                        /* opens inspected */
+	__u64 sample_tick[NR_KINDS];            /* per-CPU 1-in-N sampling position */
+	__u64 shed_tick;
 };
 
 /* Candidate filter for file opens (one array slot). A pattern sets one bit for one key that any
@@ -161,10 +165,49 @@ struct file_filter {
 /* Run-time settings (one array slot), written by userspace; read on every event. */
 struct settings {
 	__u32 self_tgid;       /* the agent: excluded from every probe */
-	__u32 shed_level;      /* backpressure: 0 none, 1 shed low, 2 shed low+medium (half) */
+	__u32 shed_level;      /* backpressure: 0 none, 1 shed low, 2 also half of medium */
 	__u64 bulk_wake_bytes; /* force a bulk-ring wake-up past this backlog */
 	__u32 probes;          /* enabled probe types (PROBE_* bits) */
 	__u32 _pad;
+	__u64 agg_window_ns;   /* bulk aggregation window; 0 = off */
+	__u32 sample_every[NR_KINDS];  /* bulk: send 1 in N per CPU (0 or 1 = all) */
+	__u32 rate_per_sec[NR_KINDS];  /* bulk: per-CPU token bucket per lineage (0 = unlimited) */
+};
+
+/* Bulk-record priority, for shedding under backpressure. */
+enum priority {
+	PRIO_LOW = 0,          /* e.g. loopback traffic: first to go */
+	PRIO_MEDIUM = 1,       /* shed at half the rate at level 2 */
+	PRIO_HIGH = 2,         /* never shed */
+};
+
+/* Aggregation: identical bulk events (same process, type and key) inside a window are counted
+ * here instead of sent. count is cumulative and never reset: userspace reports the growth since
+ * its last read, so reading never races with the kernel's increments. */
+struct agg_key {
+	__u32 tgid;
+	__u32 type;
+	__u64 key;
+};
+
+struct agg_value {
+	__u64 count;           /* events folded, cumulative */
+	__u64 window_start;
+	__u32 uid;
+	__u32 ppid;
+	char comm[COMM_LEN];
+	__u8 sample[96];       /* payload of the window's first event */
+};
+
+/* Token bucket per (type, session): a forking loop stays in its session. */
+struct rate_key {
+	__u32 type;
+	__u32 sid;
+};
+
+struct rate_value {
+	__u64 tokens;          /* in 1/1e9 of an event */
+	__u64 last_ns;
 };
 
 #define PROBE_FILE    (1 << 0)

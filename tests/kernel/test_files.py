@@ -42,7 +42,7 @@ def test_cat_of_secrets_reported_with_process_context(monitor, home: Path) -> No
         assert ev["access"] == "read"
         assert ev["pid"] != os.getpid() and ev["pid"] > 0
         assert ev["severity"] in ("high", "critical")
-    ids = {e["path"]: e["pid"] for e in mon.events}
+    ids = {e["path"]: e["pid"] for e in mon.events if e["kind"] == "file"}
     assert len({ids[str(t)] for t in targets}) == 3  # three different cat processes
 
 

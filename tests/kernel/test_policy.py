@@ -120,13 +120,16 @@ def test_hostile_name_escaped_in_every_format(tmp_path: Path) -> None:
     name = "x|<script>\n\x1b[31m.pem"
     target = tmp_path / name
     target.write_text("x")
+    reader = tmp_path / "beehostile"
+    shutil.copy("/bin/cat", reader)
 
     def act() -> None:
-        subprocess.run(["cat", str(target)], check=True, capture_output=True)
+        subprocess.run([str(reader), str(target)], check=True, capture_output=True)
         time.sleep(0.3)
 
     stream = tmp_path / "ev.jsonl"
-    res = _run_agent(tmp_path, ["--format", "jsonl", "--output", str(stream), "--duration", "2"], act)
+    res = _run_agent(tmp_path, ["--format", "jsonl", "--output", str(stream), "--duration", "2",
+                                "--command", "beehostile"], act)
     assert res.returncode == 0, res.stderr
     assert "\x1b" not in res.stdout  # the live table on the terminal
     events = [json.loads(line) for line in stream.read_text().splitlines()]

@@ -1,0 +1,616 @@
+"""`bee-trace bench`: a reproducible benchmark of the agent on this machine (not a test).
+
+Rows (all in one run, medians over repeated trials):
+  openat      added ns per openat of a non-matching path: bee-trace (default policy, 30 and 1,000
+              patterns) vs bpftrace and auditd doing the equivalent match
+  connect     added ns per connect to a closed loopback port (network monitor)
+  throughput  events/s delivered to a JSON Lines sink at target rates, with loss per rate
+  latency     kernel timestamp -> sink, p50/p95/p99
+  resources   agent CPU idle / under load, RSS/USS, context switches/s, perf cache misses
+  decode      per-record vs column-wise batch decode; eager vs batched wake-ups
+
+The load generator (loadgen.c) is compiled with `cc -O2` into a temp dir and pinned to CPU 1;
+the agent runs as its own process pinned to CPU 0 (the driver too)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from . import procstat
+from .runner import (Agent, Auditd, Bpftrace, Unavailable, closed_port, compile_loadgen,
+                     concrete_watch_paths, network_programs_built, pin_self, run_loadgen)
+from .stats import fmt_num, fmt_rate, fmt_ratio, median, ratio, spread, text_table
+
+ROWS = ("openat", "connect", "throughput", "latency", "resources", "decode")
+ALL_PROBES = ["file_monitor", "network_monitor", "memory_monitor"]
+
+
+class Params:
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.trials = 5 if quick else 11             # loadgen trials per configuration and side
+        self.ops = 50_000 if quick else 100_000       # openat per trial
+        self.connect_ops = 20_000 if quick else 50_000
+        self.rates = ([5_000, 10_000, 20_000, 50_000, 100_000, 400_000] if quick else
+                      [2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 400_000])
+        self.rate_seconds = 1.0 if quick else 3.0
+        self.rate_trials = 1 if quick else 3
+        self.latency_rate = 200
+        self.latency_seconds = 2.0 if quick else 5.0
+        self.idle_seconds = 3.0 if quick else 10.0
+        self.load_seconds = 2.0 if quick else 5.0
+        self.decode_records = 50_000 if quick else 100_000
+        self.decode_repeats = 3 if quick else 5
+        self.wake_rate = 10_000
+        self.wake_seconds = 2.0 if quick else 4.0
+
+
+class Bench:
+    def __init__(self, params: Params, tmp: Path, log: Callable[[str], None]) -> None:
+        self.p = params
+        self.tmp = tmp
+        self.log = log
+        self.loadgen = compile_loadgen(tmp)
+        self.secret_dir = tmp / "secrets"
+        self.secret_dir.mkdir()
+        self.match_path = self.secret_dir / "bench.pem"      # matches **/*.pem
+        self.match_path.write_text("not a real key\n")
+        self.nonmatch_path = self._nonmatching_path()
+        self.net_built = network_programs_built()
+
+    def _nonmatching_path(self) -> str:
+        from ..config import default_config
+        from ..patterns import build_filter, is_candidate
+        from .agent import generated_patterns
+        files = default_config().files
+        filters = [build_filter(list(files.watch_read) + list(files.watch_write)),
+                   build_filter(generated_patterns(1000) + ["**/*.pem"])]
+        for cand in ("/etc/hostname", str(self.tmp / "bench-plain.txt")):
+            if not Path(cand).exists():
+                try:
+                    Path(cand).write_text("x\n")
+                except OSError:
+                    continue
+            if not any(is_candidate(f, cand.encode()) for f in filters):
+                return cand
+        raise Unavailable("no non-matching path found for the openat row")
+
+    # -- helpers -----------------------------------------------------------------------------
+    def open_trials(self, path: str | None = None) -> list[float]:
+        path = path or self.nonmatch_path
+        return [run_loadgen(self.loadgen, "open", path, self.p.ops)["ns_per_op"]
+                for _ in range(self.p.trials)]
+
+    def connect_trials(self, port: int) -> list[float]:
+        return [run_loadgen(self.loadgen, "connect", port, self.p.connect_ops)["ns_per_op"]
+                for _ in range(self.p.trials)]
+
+    # -- row 1: openat -----------------------------------------------------------------------
+    def row_openat(self) -> dict[str, Any]:
+        watch = concrete_watch_paths()
+        configs: list[tuple[str, Callable[[], Any]]] = [
+            ("bee-trace (default policy)", lambda: Agent({"patterns": "default", "probes": ALL_PROBES})),
+            ("bee-trace (30 patterns)", lambda: Agent({"patterns": 30, "probes": ["file_monitor"]})),
+            ("bee-trace (1,000 patterns)", lambda: Agent({"patterns": 1000, "probes": ["file_monitor"]})),
+            (f"bpftrace {_bpftrace_version()} ({len(watch)} path compares)",
+             lambda: Bpftrace(watch, self.tmp)),
+            ("auditd (-w watches)", lambda: Auditd(watch)),
+        ]
+        out: dict[str, Any] = {"path": self.nonmatch_path, "ops_per_trial": self.p.ops,
+                               "trials": self.p.trials, "configs": []}
+        all_base: list[float] = []
+        for name, make in configs:
+            self.log(f"openat: {name}")
+            base = self.open_trials()
+            entry: dict[str, Any] = {"name": name}
+            sys0 = procstat.system_cpu()
+            try:
+                with make() as ctx:
+                    entry["trials_ns"] = self.open_trials()
+                    if isinstance(ctx, Auditd):
+                        entry["watches"] = len(ctx.watched)
+                    if isinstance(ctx, Agent):
+                        entry["programs_attached"] = sum(c["state"] == "attached" for c in ctx.coverage)
+                    stopped = ctx.stop() if isinstance(ctx, Agent) else None
+                if stopped is not None:
+                    s = stopped.get("summary", {})
+                    entry["candidates"] = s.get("candidates")
+                    entry["inspected"] = s.get("inspected")
+            except Unavailable as e:
+                entry["unavailable"] = str(e)
+                entry["baseline_trials_ns"] = base
+                all_base += base
+                out["configs"].append(entry)
+                continue
+            entry["system_busy_percent"] = procstat.system_busy_percent(sys0, procstat.system_cpu())
+            base += self.open_trials()   # baseline before and after: drift shows in both sides
+            all_base += base
+            entry["baseline_trials_ns"] = base
+            entry["baseline_ns"] = median(base)
+            entry["median_ns"] = median(entry["trials_ns"])
+            entry["added_ns"] = entry["median_ns"] - entry["baseline_ns"]
+            entry["added_min_ns"] = min(entry["trials_ns"]) - min(base)
+            entry["spread_ns"] = spread(entry["trials_ns"])
+            out["configs"].append(entry)
+        out["baseline_ns"] = median(all_base)
+        by = {c["name"]: c for c in out["configs"]}
+        bee = by["bee-trace (default policy)"].get("added_ns")
+        bt = next((c.get("added_ns") for c in out["configs"] if c["name"].startswith("bpftrace")), None)
+        au = by["auditd (-w watches)"].get("added_ns")
+        out["ratio_bee_over_bpftrace"] = ratio(bee, bt)
+        out["ratio_bee_over_auditd"] = ratio(bee, au)
+        return out
+
+    # -- row 2: connect ----------------------------------------------------------------------
+    def row_connect(self) -> dict[str, Any]:
+        if not self.net_built:
+            return {"unavailable": "network monitor not built (no net_* programs in the BPF object)"}
+        port = closed_port()
+        base = self.connect_trials(port)
+        out: dict[str, Any] = {"port": port, "baseline_trials_ns": base}
+        try:
+            with Agent({"patterns": "default", "probes": ALL_PROBES}) as agent:
+                out["attached_net_programs"] = [c["name"] for c in agent.coverage
+                                                if c["name"].startswith("net_") and c["state"] == "attached"]
+                out["trials_ns"] = self.connect_trials(port)
+                res = agent.stop()
+        except Unavailable as e:
+            return {"unavailable": str(e)}
+        out["baseline_ns"] = median(base)
+        out["median_ns"] = median(out["trials_ns"])
+        out["added_ns"] = out["median_ns"] - out["baseline_ns"]
+        out["spread_ns"] = spread(out["trials_ns"])
+        out["events_output"] = res.get("summary", {}).get("output")
+        return out
+
+    # -- row 3: throughput -------------------------------------------------------------------
+    def _rate_run(self, rate: int, seconds: float, spec: dict[str, Any],
+                  mode: str = "rate", target: str | None = None) -> dict[str, Any]:
+        with Agent(spec) as agent:
+            s0 = procstat.sample(agent.pid)
+            gen = run_loadgen(self.loadgen, mode, target or str(self.match_path), rate, seconds)
+            s1 = procstat.sample(agent.pid)
+            mem = procstat.memory(agent.pid)
+            time.sleep(0.2)
+            res = agent.stop()
+        summ = res.get("summary", {})
+        causes = summ.get("dropped") or {}
+        # Loss = records the kernel wanted to deliver and could not (ring full, shed, gaps);
+        # sampled / rate-limited / aggregated are policy decisions, reported apart.
+        dropped = causes.get("ring_full", 0) + causes.get("shed", 0) + summ.get("uncounted_gaps", 0)
+        policy = sum(v for k, v in causes.items() if k not in ("ring_full", "shed"))
+        attempted = sum(l["attempted"] for l in (summ.get("lanes") or {}).values())
+        by_comm = res.get("by_comm", {})
+        return {
+            "target_rate": rate,
+            "generated": int(gen["ops"]),
+            "achieved_rate": gen["ops"] / gen["seconds"],
+            "delivered": summ.get("output", 0),
+            "received": summ.get("received", 0),
+            "dropped": dropped,
+            "dropped_by_cause": causes,
+            "policy_drops": policy,
+            "foreign_events": summ.get("output", 0) - by_comm.get("loadgen", 0),
+            "by_comm": by_comm,
+            "attempted": attempted,
+            "loss_percent": 100.0 * dropped / attempted if attempted else 0.0,
+            "verdict": summ.get("verdict"),
+            "agent": {**procstat.rates(s0, s1), **mem},
+            "latency": res.get("latency", {}),
+            "bulk_share": res.get("bulk_share", {}),
+        }
+
+    def row_throughput(self) -> dict[str, Any]:
+        per_rate = []
+        for rate in self.p.rates:
+            self.log(f"throughput: {rate} ev/s")
+            trials = [self._rate_run(rate, self.p.rate_seconds,
+                                     {"patterns": "default", "probes": ["file_monitor"],
+                                      "sink": os.devnull, "latency_kinds": ["file"]})
+                      for _ in range(self.p.rate_trials)]
+            per_rate.append({
+                "target_rate": rate,
+                "achieved_rate": median(t["achieved_rate"] for t in trials),
+                "delivered_per_s": median(t["delivered"] / (t["generated"] / t["achieved_rate"])
+                                          for t in trials),
+                "delivered": median(t["delivered"] for t in trials),
+                "dropped": median(t["dropped"] for t in trials),
+                "foreign_events": median(t["foreign_events"] for t in trials),
+                "loss_percent": median(t["loss_percent"] for t in trials),
+                "agent_cpu_percent": median(t["agent"]["cpu_percent"] for t in trials),
+                "latency_p99_ns": median(t["latency"].get("file", {}).get("p99_ns") for t in trials),
+                "trials": trials,
+            })
+        zero = [r["achieved_rate"] for r in per_rate if r["dropped"] == 0]
+        return {"sink": "JSON Lines to /dev/null (json.dumps per event)", "seconds": self.p.rate_seconds,
+                "rates": per_rate, "max_zero_loss_rate": max(zero) if zero else None}
+
+    # -- row 4: latency ----------------------------------------------------------------------
+    def row_latency(self) -> dict[str, Any]:
+        self.log("latency: critical (file opens)")
+        out: dict[str, Any] = {"rate": self.p.latency_rate, "seconds": self.p.latency_seconds}
+        r = self._rate_run(self.p.latency_rate, self.p.latency_seconds,
+                           {"patterns": "default", "probes": ALL_PROBES,
+                            "sink": str(self.tmp / "latency.jsonl"), "latency_kinds": ["file"]})
+        out["critical"] = {**r["latency"].get("file", {"n": 0}), "dropped": r["dropped"],
+                           "foreign_events": r["foreign_events"]}
+        if not self.net_built:
+            out["bulk"] = {"unavailable": "no bulk-lane events in this build (network monitor not built)"}
+            return out
+        self.log("latency: bulk (loopback connects)")
+        try:
+            r = self._rate_run(self.p.latency_rate, self.p.latency_seconds,
+                               {"patterns": "default", "probes": ALL_PROBES, "report_loopback": True,
+                                "sink": str(self.tmp / "latency-net.jsonl"),
+                                "latency_kinds": ["network"]},
+                               mode="crate", target=str(closed_port()))
+            lat = r["latency"].get("network", {"n": 0})
+            if not lat.get("n"):
+                out["bulk"] = {"unavailable": "no network events reached the sink for loopback connects"}
+            else:
+                out["bulk"] = {**lat, "dropped": r["dropped"], "foreign_events": r["foreign_events"],
+                               "bulk_lane_share": r["bulk_share"].get("network")}
+        except Unavailable as e:
+            out["bulk"] = {"unavailable": str(e)}
+        return out
+
+    # -- row 5: resources --------------------------------------------------------------------
+    def row_resources(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"idle_seconds": self.p.idle_seconds, "load_seconds": self.p.load_seconds,
+                               "load_rate": 100_000}
+        with Agent({"patterns": "default", "probes": ALL_PROBES, "sink": os.devnull,
+                    "latency_kinds": []}) as agent:
+            time.sleep(0.5)
+            self.log(f"resources: idle {self.p.idle_seconds:.0f} s")
+            s0 = procstat.sample(agent.pid)
+            time.sleep(self.p.idle_seconds)
+            s1 = procstat.sample(agent.pid)
+            out["idle"] = {**procstat.rates(s0, s1), **procstat.memory(agent.pid)}
+            self.log("resources: 100k ev/s")
+            perf = _PerfStat(agent.pid, self.p.load_seconds)
+            s0 = procstat.sample(agent.pid)
+            gen = run_loadgen(self.loadgen, "rate", self.match_path, 100_000, self.p.load_seconds)
+            s1 = procstat.sample(agent.pid)
+            out["load"] = {**procstat.rates(s0, s1), **procstat.memory(agent.pid),
+                           "achieved_rate": gen["ops"] / gen["seconds"]}
+            out["perf"] = perf.result()
+            res = agent.stop()
+        summ = res.get("summary", {})
+        out["load"]["delivered"] = summ.get("output")
+        out["load"]["dropped"] = sum((summ.get("dropped") or {}).values())
+        return out
+
+    # -- row 6: decode + wake-ups ------------------------------------------------------------
+    def row_decode(self) -> dict[str, Any]:
+        from . import decodebench
+        self.log("decode: per-record vs batch")
+        d = decodebench.run(self.p.decode_records, self.p.decode_repeats)
+        out: dict[str, Any] = {
+            "records": d["records"],
+            "per_record_ev_s": median(d["per_record_ev_s"]),
+            "columnar_ev_s": median(d["columnar_ev_s"]),
+            "numpy_only_ev_s": median(d["numpy_only_ev_s"]),
+            "json_dumps_ns": d["json_dumps_ns"],
+            "raw": d,
+        }
+        out["columnar_speedup"] = ratio(out["columnar_ev_s"], out["per_record_ev_s"])
+        out["wakeups"] = self._wakeups()
+        return out
+
+    def _wakeups(self) -> dict[str, Any]:
+        rate, secs = self.p.wake_rate, self.p.wake_seconds
+        out: dict[str, Any] = {"rate": rate, "seconds": secs}
+        self.log(f"wake-ups: critical lane at {rate} ev/s")
+        r = self._rate_run(rate, secs, {"patterns": "default", "probes": ["file_monitor"],
+                                        "latency_kinds": []})
+        out["critical_eager"] = {"ctxt_per_s": r["agent"]["ctxt_per_s"],
+                                 "cpu_percent": r["agent"]["cpu_percent"], "dropped": r["dropped"],
+                                 "foreign_events": r["foreign_events"]}
+        if not self.net_built:
+            out["bulk"] = {"unavailable": "not measured: no bulk-lane producer in this build "
+                                          "(network monitor not built)"}
+            return out
+        port = str(closed_port())
+        for label, wake in (("bulk_eager", 0), ("bulk_batched", 64 << 10)):
+            self.log(f"wake-ups: bulk lane, bulk_wake_bytes={wake}")
+            try:
+                r = self._rate_run(rate, secs, {"patterns": "default", "probes": ALL_PROBES,
+                                                "report_loopback": True, "bulk_wake_bytes": wake,
+                                                "unlimited": True,
+                                                "latency_kinds": ["network"]},
+                                   mode="crate", target=port)
+            except Unavailable as e:
+                out[label] = {"unavailable": str(e)}
+                continue
+            out[label] = {"bulk_wake_bytes": wake, "ctxt_per_s": r["agent"]["ctxt_per_s"],
+                          "cpu_percent": r["agent"]["cpu_percent"], "dropped": r["dropped"],
+                          "policy_drops": r["policy_drops"], "foreign_events": r["foreign_events"],
+                          "received": r["received"], "bulk_share": r["bulk_share"].get("network")}
+        return out
+
+
+class _PerfStat:
+    """`perf stat -e cache-misses,cache-references -p PID` for a window, started now."""
+
+    def __init__(self, pid: int, seconds: float) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.reason = ""
+        exe = shutil.which("perf")
+        if not exe:
+            self.reason = "unavailable: perf not installed (apt-get install -y linux-perf)"
+            return
+        self.proc = subprocess.Popen(
+            [exe, "stat", "-x", ",", "-e", "cache-misses,cache-references", "-p", str(pid),
+             "--", "sleep", str(seconds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def result(self) -> dict[str, Any]:
+        if self.proc is None:
+            return {"unavailable": self.reason}
+        _, err = self.proc.communicate(timeout=60)
+        vals: dict[str, float | None] = {}
+        for line in err.splitlines():
+            parts = line.split(",")
+            if len(parts) >= 3 and parts[2] in ("cache-misses", "cache-references"):
+                try:
+                    vals[parts[2]] = float(parts[0])
+                except ValueError:
+                    vals[parts[2]] = None
+        if vals.get("cache-misses") is None or vals.get("cache-references") is None:
+            detail = "hardware cache events <not supported> (no PMU exposed to this VM)" \
+                if "not supported" in err else err.strip()[-200:]
+            return {"unavailable": f"unavailable: {detail}"}
+        return {"cache_misses": vals["cache-misses"], "cache_references": vals["cache-references"],
+                "miss_rate_percent": 100 * vals["cache-misses"] / max(vals["cache-references"], 1)}
+
+
+def _bpftrace_version() -> str:
+    exe = shutil.which("bpftrace")
+    if not exe:
+        return ""
+    try:
+        return subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10
+                              ).stdout.strip().removeprefix("bpftrace ")
+    except Exception:
+        return ""
+
+
+# --------------------------------------------------------------------------- report
+
+def render(results: dict[str, Any]) -> str:
+    """All tables as Markdown-compatible plain text."""
+    parts: list[str] = []
+    rows = results["rows"]
+    meta = results["meta"]
+    parts.append(f"bee-trace bench — {meta['host']} — kernel {meta['kernel']} — {meta['cpus']} CPUs — "
+                 f"{'quick' if meta['quick'] else 'full'} run, {meta['seconds']:.0f} s")
+
+    if "openat" in rows:
+        r = rows["openat"]
+        if "error" in r:
+            parts.append(f"openat: error: {r['error']}")
+        else:
+            t = []
+            t.append(["baseline (nothing attached)", fmt_num(r["baseline_ns"], digits=0), "—", "—", "—", ""])
+            for c in r["configs"]:
+                if "unavailable" in c:
+                    t.append([c["name"], "—", "—", "—", "—", c["unavailable"]])
+                    continue
+                lo, hi = c["spread_ns"]
+                note = []
+                if "watches" in c:
+                    note.append(f"{c['watches']} watches")
+                if c.get("candidates") is not None:
+                    note.append(f"{c['candidates']} kernel candidates")
+                t.append([c["name"], fmt_num(c["median_ns"]), f"{c['added_ns']:+.0f}",
+                          f"{c['added_min_ns']:+.0f}", f"{lo:.0f}–{hi:.0f}", ", ".join(note)])
+            parts.append(text_table(
+                ["openat+close of a non-matching path", "ns/op (median)", "added ns (median)",
+                 "added ns (min)", "trial range", "notes"], t,
+                title=f"1. openat cost ({r['path']}, {r['trials']} trials × {r['ops_per_trial']:,} ops, "
+                      "load on CPU 1, agent on CPU 0)"))
+            parts.append(f"ratio bee-trace/bpftrace (added ns): {fmt_ratio(r['ratio_bee_over_bpftrace'])}; "
+                         f"bee-trace/auditd: {fmt_ratio(r['ratio_bee_over_auditd'])}")
+
+    if "connect" in rows:
+        r = rows["connect"]
+        if "unavailable" in r or "error" in r:
+            parts.append("### 2. connect cost\n\n" + r.get("unavailable", r.get("error", "")))
+        else:
+            lo, hi = r["spread_ns"]
+            parts.append(text_table(
+                ["connect to a closed 127.0.0.1 port", "ns/op (median)", "added ns", "trial range"],
+                [["baseline", fmt_num(r["baseline_ns"]), "—", ""],
+                 ["bee-trace (all probes)", fmt_num(r["median_ns"]), f"{r['added_ns']:+.0f}",
+                  f"{lo:.0f}–{hi:.0f}"]], title="2. connect cost"))
+
+    if "throughput" in rows:
+        r = rows["throughput"]
+        if "error" in r:
+            parts.append(f"throughput: error: {r['error']}")
+        else:
+            t = [[fmt_rate(x["target_rate"]), fmt_rate(x["achieved_rate"]), fmt_rate(x["delivered_per_s"]),
+                  fmt_num(x["delivered"]), fmt_num(x["dropped"]), f"{x['loss_percent']:.2f}%",
+                  f"{x['agent_cpu_percent']:.0f}%",
+                  fmt_num(None if x["latency_p99_ns"] is None else x["latency_p99_ns"] / 1e6, digits=2),
+                  fmt_num(x["foreign_events"])]
+                 for x in r["rates"]]
+            parts.append(text_table(
+                ["target ev/s", "generated ev/s", "delivered ev/s", "delivered", "lost (ring full)", "loss",
+                 "agent CPU", "p99 latency ms", "other procs' events"], t,
+                title=f"3. throughput to {r['sink']}, {r['seconds']:.0f} s per rate"))
+            parts.append(f"max sustained zero-loss rate measured: {fmt_rate(r['max_zero_loss_rate'])} ev/s")
+
+    if "latency" in rows:
+        r = rows["latency"]
+        t = []
+        for lane in ("critical", "bulk"):
+            x = r.get(lane, {})
+            if "unavailable" in x:
+                t.append([lane, "—", "—", "—", "—", x["unavailable"]])
+            elif x.get("n"):
+                t.append([lane, fmt_num(x["n"]), f"{x['p50_ns'] / 1e3:.0f}", f"{x['p95_ns'] / 1e3:.0f}",
+                          f"{x['p99_ns'] / 1e3:.0f}", _notes(x)])
+            elif x:
+                t.append([lane, "0", "—", "—", "—", "no samples"])
+        parts.append(text_table(["lane", "events", "p50 µs", "p95 µs", "p99 µs", "notes"], t,
+                                title=f"4. detection latency, kernel boot_ns → sink "
+                                      f"({r.get('rate')} ev/s for {r.get('seconds', 0):.0f} s)"))
+
+    if "resources" in rows:
+        r = rows["resources"]
+        if "error" in r:
+            parts.append(f"resources: error: {r['error']}")
+        else:
+            i, l = r["idle"], r["load"]
+            perf = r["perf"]
+            perf_txt = perf.get("unavailable") or f"{perf['miss_rate_percent']:.1f}% of cache refs"
+            t = [
+                [f"idle ({r['idle_seconds']:.0f} s)", f"{i['cpu_percent']:.2f}%", f"{i['rss_mib']:.1f}",
+                 f"{i['uss_mib']:.1f}", f"{i['ctxt_per_s']:.0f}", ""],
+                [f"load ({fmt_rate(l['achieved_rate'])} ev/s, {r['load_seconds']:.0f} s)",
+                 f"{l['cpu_percent']:.1f}%", f"{l['rss_mib']:.1f}", f"{l['uss_mib']:.1f}",
+                 f"{l['ctxt_per_s']:.0f}", perf_txt],
+            ]
+            parts.append(text_table(["agent (all probes)", "CPU (1 core)", "RSS MiB", "USS MiB",
+                                     "ctx switches/s", "perf cache misses"], t, title="5. resources"))
+
+    if "decode" in rows:
+        r = rows["decode"]
+        if "error" in r:
+            parts.append(f"decode: error: {r['error']}")
+        else:
+            t = [["per-record (np.void → dict, as Pipeline does now)", fmt_rate(r["per_record_ev_s"]),
+                  "1.00×"],
+                 ["column-wise numpy batch → dicts", fmt_rate(r["columnar_ev_s"]),
+                  fmt_ratio(r["columnar_speedup"])],
+                 ["numpy-only batch filter (no objects)", fmt_rate(r["numpy_only_ev_s"]),
+                  fmt_ratio(ratio(r["numpy_only_ev_s"], r["per_record_ev_s"]))],
+                 ["json.dumps of one decoded event", f"{r['json_dumps_ns'] / 1e3:.1f} µs/event", ""]]
+            parts.append(text_table(["decode of a synthetic batch", "events/s (median)", "vs per-record"],
+                                    t, title=f"6a. decode, {r['records']:,} file records"))
+            w = r["wakeups"]
+            t = []
+            for key, label in (("critical_eager", "critical lane (wake per record)"),
+                               ("bulk_eager", "bulk lane, bulk_wake_bytes=0"),
+                               ("bulk_batched", "bulk lane, bulk_wake_bytes=64 KiB"), ("bulk", "bulk lane")):
+                x = w.get(key)
+                if x is None:
+                    continue
+                if "unavailable" in x:
+                    t.append([label, "—", "—", x["unavailable"]])
+                else:
+                    t.append([label, f"{x['ctxt_per_s']:.0f}", f"{x['cpu_percent']:.1f}%", _notes(x)])
+            parts.append(text_table(["wake-up policy", "agent ctx switches/s", "agent CPU", "notes"], t,
+                                    title=f"6b. wake-ups at {fmt_rate(w['rate'])} ev/s"))
+    return "\n\n".join(parts)
+
+
+def _notes(x: dict[str, Any]) -> str:
+    out = [f"lost {x.get('dropped', 0)}"]
+    if x.get("policy_drops"):
+        out.append(f"policy drops {x['policy_drops']}")
+    if x.get("foreign_events"):
+        out.append(f"{x['foreign_events']} events from other processes")
+    return ", ".join(out)
+
+
+def write_png(results: dict[str, Any], path: str) -> str:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib not importable: no chart written"
+    tp = results["rows"].get("throughput")
+    if not tp or "rates" not in tp:
+        return "no throughput row: no chart written"
+    xs = [r["achieved_rate"] for r in tp["rates"]]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(xs, [r["delivered_per_s"] for r in tp["rates"]], marker="o", label="delivered ev/s")
+    ax2 = ax.twinx()
+    ax2.plot(xs, [r["loss_percent"] for r in tp["rates"]], marker="x", color="red", label="loss %")
+    ax.set_xlabel("generated ev/s")
+    ax.set_ylabel("delivered ev/s")
+    ax2.set_ylabel("loss %")
+    fig.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    return f"chart written to {path}"
+
+
+# --------------------------------------------------------------------------- entry point
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="bee-trace bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer/shorter trials (< 2 minutes)")
+    ap.add_argument("--json", default="bench.json", metavar="PATH", help="results (default bench.json)")
+    ap.add_argument("--png", metavar="PATH", help="throughput chart (needs matplotlib)")
+    ap.add_argument("--rows", default=",".join(ROWS),
+                    help=f"comma-separated subset of {','.join(ROWS)} (resources includes nothing "
+                         "else; decode also measures wake-ups)")
+    args = ap.parse_args(argv)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    bad = [r for r in rows if r not in ROWS]
+    if bad:
+        ap.error(f"unknown row(s) {', '.join(bad)}; choose from {', '.join(ROWS)}")
+    args.rows = rows
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        print("bee-trace bench must run as root (it loads BPF programs)", file=sys.stderr)
+        return 2
+    from ..kernel import SetupError, preflight
+    try:
+        preflight()
+    except SetupError as e:
+        print(f"bee-trace bench: {e}", file=sys.stderr)
+        return 2
+    if (os.cpu_count() or 1) < 2:
+        print("bee-trace bench: note: 1 CPU, agent and load share it", file=sys.stderr)
+    pin_self()
+    t0 = time.monotonic()
+
+    def log(msg: str) -> None:
+        print(f"[{time.monotonic() - t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    results: dict[str, Any] = {"meta": {
+        "host": platform.node(), "kernel": platform.release(), "cpus": os.cpu_count(),
+        "python": platform.python_version(), "quick": args.quick, "rows": args.rows,
+        "command": "bee-trace bench " + " ".join(argv),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }, "rows": {}}
+    with tempfile.TemporaryDirectory(prefix="bee-bench-") as tmp:
+        try:
+            bench = Bench(Params(args.quick), Path(tmp), log)
+        except Unavailable as e:
+            print(f"bee-trace bench: {e}", file=sys.stderr)
+            return 2
+        results["meta"]["network_monitor_built"] = bench.net_built
+        for row in args.rows:
+            try:
+                results["rows"][row] = getattr(bench, f"row_{row}")()
+            except Exception as e:  # one broken row must not lose the others
+                log(f"{row}: error: {type(e).__name__}: {e}")
+                results["rows"][row] = {"error": f"{type(e).__name__}: {e}"}
+    results["meta"]["seconds"] = time.monotonic() - t0
+    text = render(results)
+    print(text)
+    with open(args.json, "w") as f:
+        json.dump(results, f, indent=2, default=str)
+    print(f"\nresults written to {args.json}")
+    if args.png:
+        print(write_png(results, args.png))
+    return 0

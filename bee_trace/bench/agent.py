@@ -1,0 +1,124 @@
+"""The agent under test, run as its own process (`python -m bee_trace.bench.agent SPEC_JSON`).
+
+A separate process keeps the measurement honest: its CPU time, RSS and context switches are its
+own (/proc/PID), and it is pinned to its CPU like a real agent would compete with the job.
+It runs the real Pipeline with a JSON Lines sink, prints one JSON line when it is ready and one
+with its loss summary and latency samples when it gets SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+
+def generated_patterns(n: int) -> list[str]:
+    """n distinct globs that never match the bench's non-matching path (/etc/hostname): half
+    literal basenames (`**/secret-N.key`), half wildcard basenames (`**/token-N-*.json`)."""
+    out = []
+    for i in range(n):
+        out.append(f"**/secret-{i}.key" if i % 2 == 0 else f"**/token-{i}-*.json")
+    return out
+
+
+def build_config(spec: dict[str, Any]) -> Any:
+    from ..config import FilesConfig, default_config
+    cfg = default_config()
+    pats = spec.get("patterns", "default")
+    if pats != "default":
+        gen = generated_patterns(int(pats))
+        # Keep one matching pattern so the throughput/latency generators still produce events.
+        cfg = dataclasses.replace(cfg, files=FilesConfig(watch_read=tuple(gen) + ("**/*.pem",),
+                                                         watch_write=()))
+    if spec.get("report_loopback"):
+        net = cfg.network
+        changes = {k: True for k in ("report_loopback", "alert_on_any_connection")
+                   if hasattr(net, k)}
+        cfg = dataclasses.replace(cfg, network=dataclasses.replace(net, **changes))
+    if spec.get("unlimited"):
+        # Measure the mechanism, not the policy: no bulk-lane rate limit or sampling.
+        perf = cfg.performance
+        cfg = dataclasses.replace(cfg, performance=dataclasses.replace(
+            perf, max_events_per_second=0, sampling_rate=1.0, per_kind={}))
+    return cfg
+
+
+def run(spec: dict[str, Any]) -> int:
+    cpu = spec.get("cpu")
+    if cpu is not None:
+        os.sched_setaffinity(0, {int(cpu)})
+    from ..pipeline import Pipeline, PipelineOptions
+
+    stop = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    lat_kinds = set(spec.get("latency_kinds", ["file", "network"]))
+    max_lat = int(spec.get("max_latency_samples", 1_000_000))
+    latencies: dict[str, list[int]] = {k: [] for k in lat_kinds}
+    lanes: dict[str, list[int]] = {}
+    by_comm: dict[str, int] = {}
+    sink_path = spec.get("sink", os.devnull)
+    out = open(sink_path, "w", buffering=1 << 20)
+    boottime = time.CLOCK_BOOTTIME
+    clock = time.clock_gettime_ns
+    dumps = json.dumps
+
+    def sink(ev: dict[str, Any]) -> None:
+        now = clock(boottime)
+        by_comm[ev["comm"]] = by_comm.get(ev["comm"], 0) + 1
+        out.write(dumps(ev, default=str))
+        out.write("\n")
+        lst = latencies.get(ev["kind"])
+        if lst is not None and len(lst) < max_lat:
+            lst.append(now - ev["boot_ns"])
+            lanes.setdefault(ev["kind"], []).append(ev.get("lane") == "bulk")
+
+    opts = PipelineOptions(probes=set(spec.get("probes", ["file_monitor"])),
+                           config=build_config(spec))
+    pipeline = Pipeline(opts, sinks=[sink])
+    if spec.get("bulk_wake_bytes") is not None:
+        pipeline.kernel.bulk_wake_bytes = int(spec["bulk_wake_bytes"])
+    try:
+        pipeline.start()
+    except Exception as e:  # report why, the driver records it
+        print(json.dumps({"ready": False, "error": f"{type(e).__name__}: {e}"}), flush=True)
+        return 1
+    coverage = [dataclasses.asdict(c) for c in pipeline.kernel.coverage]
+    print(json.dumps({"ready": True, "pid": os.getpid(), "coverage": coverage}), flush=True)
+    while not stop:
+        pipeline.step()
+    summary = pipeline.stop()
+    out.close()
+    result = {
+        "summary": summary,
+        "latency": {k: _pcts(v) for k, v in latencies.items()},
+        "bulk_share": {k: (float(np.mean(v)) if v else None) for k, v in lanes.items()},
+        "by_comm": dict(sorted(by_comm.items(), key=lambda kv: -kv[1])[:20]),
+    }
+    print(json.dumps(result, default=str), flush=True)
+    return 0
+
+
+def _pcts(samples: list[int]) -> dict[str, Any]:
+    if not samples:
+        return {"n": 0}
+    a = np.asarray(samples, dtype=np.float64)
+    p50, p95, p99 = np.percentile(a, [50, 95, 99])
+    return {"n": len(samples), "p50_ns": float(p50), "p95_ns": float(p95), "p99_ns": float(p99),
+            "max_ns": float(a.max())}
+
+
+if __name__ == "__main__":
+    sys.exit(run(json.loads(sys.argv[1])))

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Memory-access monitor: ptrace attach/seize/peek/poke, process_vm_readv/writev and pidfd_getfd
+ * on another process (the /proc/PID/{mem,environ,maps} opens are seen by the open monitor).
+ * The target is resolved to its thread group and name in the kernel (bpf_task_from_pid), so a
+ * target that exits at once is still named. Every record goes on the critical lane. */
+#include "common.h"
+
+#define PTRACE_PEEKTEXT 1
+#define PTRACE_POKEUSR 6
+#define PTRACE_ATTACH 16
+#define PTRACE_SEIZE 0x4206
+#define PIDFS_MAGIC 0x50494446
+
+extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
+extern void bpf_task_release(struct task_struct *p) __ksym;
+
+/* Report an access to `pid` (a thread id in the caller's view; the initial namespace here) unless
+ * it is the caller's own process. */
+static __always_inline int emit_mem(__u32 tech, __s32 pid, __u64 request)
+{
+	struct settings *s = get_settings();
+	struct task_struct *t;
+	struct counters *c;
+	struct event *e;
+	char comm[COMM_LEN] = {};
+	__u32 self, target = pid;
+
+	if (skip_event(s, PROBE_MEMORY) || pid <= 0)
+		return 0;
+	self = bpf_get_current_pid_tgid() >> 32;
+	t = bpf_task_from_pid(pid);
+	if (t) {
+		target = BPF_CORE_READ(t, tgid);
+		BPF_CORE_READ_STR_INTO(&comm, t, group_leader, comm);
+		bpf_task_release(t);
+	}
+	if (target == self)
+		return 0;       /* a process acting on itself is not an event */
+	c = get_counters();
+	e = reserve_event(c, LANE_CRITICAL, EV_MEM);
+	if (!e)
+		return 0;
+	__builtin_memset(&e->mem, 0, sizeof(e->mem));
+	e->mem.technique = tech;
+	e->mem.target_pid = target;
+	e->mem.request = request;
+	__builtin_memcpy(e->mem.target_comm, comm, COMM_LEN);
+	submit_event(c, s, e);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_ptrace")
+int mem_ptrace(struct trace_event_raw_sys_enter *ctx)
+{
+	long req = (long)ctx->args[0];
+
+	/* TRACEME (0) names no target; other requests need an existing attachment. */
+	if ((req >= PTRACE_PEEKTEXT && req <= PTRACE_POKEUSR) || req == PTRACE_ATTACH ||
+	    req == PTRACE_SEIZE)
+		return emit_mem(TECH_PTRACE, (__s32)ctx->args[1], req);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_process_vm_readv")
+int mem_vm_readv(struct trace_event_raw_sys_enter *ctx)
+{
+	return emit_mem(TECH_VM_READV, (__s32)ctx->args[0], 0);
+}
+
+SEC("tp/syscalls/sys_enter_process_vm_writev")
+int mem_vm_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return emit_mem(TECH_VM_WRITEV, (__s32)ctx->args[0], 0);
+}
+
+/* The pid behind a pidfd of the current task: the file is a pidfs inode whose i_private is the
+ * struct pid. 0 when the fd is not a pidfd. */
+static __always_inline __s32 pidfd_target(int pidfd)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	struct file **fds;
+	struct file *f = 0;
+	struct pid *p;
+
+	if (!fdt || pidfd < 0 || (__u32)pidfd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[pidfd]) || !f)
+		return 0;
+	if (BPF_CORE_READ(f, f_inode, i_sb, s_magic) != PIDFS_MAGIC)
+		return 0;
+	p = BPF_CORE_READ(f, f_inode, i_private);
+	if (!p)
+		p = BPF_CORE_READ(f, private_data);
+	if (!p)
+		return 0;
+	return BPF_CORE_READ(p, numbers[0].nr);
+}
+
+SEC("tp/syscalls/sys_enter_pidfd_getfd")
+int mem_pidfd_getfd(struct trace_event_raw_sys_enter *ctx)
+{
+	__s32 target = pidfd_target((int)ctx->args[0]);
+
+	/* request carries the fd number taken from the target */
+	if (target)
+		return emit_mem(TECH_PIDFD_GETFD, target, (__u32)ctx->args[1]);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

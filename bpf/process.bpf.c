@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Process lifecycle: exec (file name, argv head), fork (new processes, not threads) and exit of
+ * whole thread groups. These records feed userspace's process cache, so they travel on the
+ * critical lane (never shed): a short-lived attacker still gets exe and ancestry on its events. */
+#include "common.h"
+
+#define ARGS_LEN 120
+#define FILENAME_LEN 128
+
+static __always_inline void fill_start(struct event *e, struct task_struct *t)
+{
+	e->proc.start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
+}
+
+SEC("tp/sched/sched_process_exec")
+int proc_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	struct settings *s = get_settings();
+	struct task_struct *t;
+	struct counters *c;
+	struct event *e;
+	__u32 loc, len;
+	unsigned long a0, a1;
+
+	if (skip_event(s, PROBE_PROCESS))
+		return 0;
+	c = get_counters();
+	e = reserve_event(c, LANE_CRITICAL, EV_EXEC);
+	if (!e)
+		return 0;
+	__builtin_memset(&e->proc, 0, sizeof(e->proc));
+	t = (struct task_struct *)bpf_get_current_task();
+	loc = ctx->__data_loc_filename;
+	len = loc >> 16;
+	e->proc.filename_len = len ? len - 1 : 0;
+	bpf_probe_read_kernel_str(e->proc.filename, FILENAME_LEN, (void *)ctx + (loc & 0xffff));
+	e->proc.parent_tgid = BPF_CORE_READ(t, real_parent, tgid);
+	fill_start(e, t);
+	a0 = BPF_CORE_READ(t, mm, arg_start);
+	a1 = BPF_CORE_READ(t, mm, arg_end);
+	if (a1 > a0) {
+		len = a1 - a0 > ARGS_LEN ? ARGS_LEN : a1 - a0;
+		len &= 0x7f;
+		if (len > ARGS_LEN)
+			len = ARGS_LEN;
+		if (len && !bpf_probe_read_user(e->proc.args, len, (void *)a0))
+			e->proc.args_len = len;
+		else if (len)
+			e->h.flags |= EVF_READ_FAULT;
+	}
+	submit_event(c, s, e);
+	return 0;
+}
+
+/* raw_tp gives the child task itself, so threads (same thread group) are told apart. */
+SEC("raw_tp/sched_process_fork")
+int proc_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx->args[0];
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	struct settings *s = get_settings();
+	struct counters *c;
+	struct event *e;
+	__u32 tgid;
+
+	/* The agent's own children are kept: they may be what the tests (or a wrapper) run. */
+	if (!s || !(s->probes & PROBE_PROCESS))
+		return 0;
+	tgid = BPF_CORE_READ(child, tgid);
+	if (tgid != BPF_CORE_READ(child, pid))
+		return 0;       /* a new thread */
+	c = get_counters();
+	e = reserve_event(c, LANE_CRITICAL, EV_FORK);
+	if (!e)
+		return 0;
+	__builtin_memset(&e->proc, 0, sizeof(e->proc));
+	e->proc.child_tgid = tgid;
+	e->proc.parent_tgid = BPF_CORE_READ(parent, tgid);
+	e->proc.start_ns = BPF_CORE_READ(child, start_boottime);
+	submit_event(c, s, e);
+	return 0;
+}
+
+SEC("tp/sched/sched_process_exit")
+int proc_exit(struct trace_event_raw_sched_process_exit *ctx)
+{
+	struct settings *s = get_settings();
+	struct task_struct *t;
+	struct counters *c;
+	struct event *e;
+
+	if (!ctx->group_dead || skip_event(s, PROBE_PROCESS))
+		return 0;
+	c = get_counters();
+	e = reserve_event(c, LANE_CRITICAL, EV_EXIT);
+	if (!e)
+		return 0;
+	__builtin_memset(&e->proc, 0, sizeof(e->proc));
+	t = (struct task_struct *)bpf_get_current_task();
+	e->proc.parent_tgid = BPF_CORE_READ(t, real_parent, tgid);
+	e->proc.exit_code = BPF_CORE_READ(t, exit_code);
+	fill_start(e, t);
+	submit_event(c, s, e);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,214 @@
+"""Network monitor acceptance tests: real sockets in child processes (the pipeline runs in this
+process and excludes its own pid, so every syscall that should be seen comes from a child)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+PY = sys.executable
+
+
+def run_child(code: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-c", textwrap.dedent(code), *args], capture_output=True,
+                          text=True, timeout=60, check=check)
+
+
+def dns_query(name: str, qtype: int = 1, qid: int = 0x1234) -> bytes:
+    head = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    qname = b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+    return head + qname + struct.pack(">HH", qtype, 1)
+
+
+@pytest.fixture
+def listener4():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    yield s.getsockname()[1]
+    s.close()
+
+
+@pytest.fixture
+def listener6():
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.bind(("::1", 0))
+    s.listen(16)
+    yield s.getsockname()[1]
+    s.close()
+
+
+def closed_port(family=socket.AF_INET, host="127.0.0.1") -> int:
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def net_events(m, pid: int, **want):
+    def pred(e):
+        return (e["kind"] == "network" and e["pid"] == pid
+                and all(e.get(k) == v for k, v in want.items()))
+    return m.wait_for(pred)
+
+
+CONNECT = """
+import socket, sys
+fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    print('connected')
+except OSError as e:
+    print('error', e.errno)
+"""
+
+
+def test_tcp_connect_ipv4(monitor, listener4):
+    m = monitor({"network_monitor"})
+    p = run_child(CONNECT, "127.0.0.1", str(listener4))
+    assert "connected" in p.stdout
+    (ev,) = net_events(m, _child_pid(p, m, listener4), dport=listener4)
+    assert ev["protocol"] == "tcp" and ev["family"] == "ipv4" and ev["daddr"] == "127.0.0.1"
+    assert ev["action"] == "allowed" and ev["loopback"] is True
+    assert ev["lane"] == "bulk"
+    assert ev["domain"] == "localhost"          # /etc/hosts exact mapping
+    assert ev["severity"] == "low"              # loopback (classify.py)
+    assert ev["exe"] and ev["ancestry"] and ev["ancestry"][-1] == ev["comm"]
+
+
+def _child_pid(p, m, port) -> int:
+    """The pid of the child that connected to `port` (children are gone once run returns)."""
+    evs = m.wait_for(lambda e: e["kind"] == "network" and e["dport"] == port)
+    assert evs, "no network event for the child"
+    return evs[0]["pid"]
+
+
+def test_tcp_connect_ipv6(monitor, listener6):
+    m = monitor({"network_monitor"})
+    p = run_child(CONNECT, "::1", str(listener6))
+    assert "connected" in p.stdout
+    (ev,) = net_events(m, _child_pid(p, m, listener6), dport=listener6)
+    assert ev["protocol"] == "tcp" and ev["family"] == "ipv6" and ev["daddr"] == "::1"
+    assert ev["loopback"] is True
+
+
+def test_tcp_connect_ipv4_mapped(monitor, listener4):
+    m = monitor({"network_monitor"})
+    p = run_child(CONNECT, "::ffff:127.0.0.1", str(listener4))
+    assert "connected" in p.stdout
+    (ev,) = net_events(m, _child_pid(p, m, listener4), dport=listener4)
+    assert ev["family"] == "ipv4" and ev["daddr"] == "127.0.0.1" and ev["protocol"] == "tcp"
+
+
+def test_connect_refused_still_reported(monitor):
+    m = monitor({"network_monitor"})
+    port = closed_port()
+    p = run_child(CONNECT, "127.0.0.1", str(port))
+    assert "error 111" in p.stdout      # ECONNREFUSED
+    evs = m.wait_for(lambda e: e["kind"] == "network" and e["dport"] == port)
+    assert len(evs) == 1 and evs[0]["daddr"] == "127.0.0.1" and evs[0]["protocol"] == "tcp"
+
+
+def test_udp_sendto_dns_query_and_attribution(monitor):
+    m = monitor({"network_monitor"})
+    port = closed_port()
+    code = """
+    import socket, sys
+    q = bytes.fromhex(sys.argv[1])
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.sendto(q, ('127.0.0.1', 53))
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        t.connect(('127.0.0.9', int(sys.argv[2])))
+    except OSError:
+        pass
+    """
+    run_child(code, dns_query("example.test").hex(), str(port))
+    dns = m.wait_for(lambda e: e["kind"] == "network" and e["dport"] == 53
+                     and e.get("dns_query") == "example.test")
+    assert len(dns) == 1
+    ev = dns[0]
+    assert ev["protocol"] == "udp" and ev["family"] == "ipv4" and ev["daddr"] == "127.0.0.1"
+    assert ev["dns_qtype"] == 1
+    # The same process then connects to an address /etc/hosts does not name: attributed to the
+    # one name it queried just before.
+    (conn,) = m.wait_for(lambda e: e["kind"] == "network" and e["pid"] == ev["pid"]
+                         and e["dport"] == port)
+    assert conn["daddr"] == "127.0.0.9" and conn["domain"] == "example.test"
+
+
+def test_udp_sendto_ipv6_and_connected_dns_socket(monitor):
+    m = monitor({"network_monitor"})
+    code = """
+    import socket, sys
+    q = bytes.fromhex(sys.argv[1])
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u.sendto(b'hello', ('::1', 9999))
+    # glibc's resolver style: connect, then send without an address (payload still captured)
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.connect(('127.0.0.1', 53))
+    c.send(q)
+    """
+    run_child(code, dns_query("connected.example.test", qtype=28).hex())
+    (v6,) = m.wait_for(lambda e: e["kind"] == "network" and e["dport"] == 9999)
+    assert v6["protocol"] == "udp" and v6["family"] == "ipv6" and v6["daddr"] == "::1"
+    evs = m.wait_for(lambda e: e["kind"] == "network" and e["pid"] == v6["pid"]
+                     and e["dport"] == 53)
+    assert len(evs) == 2            # the connect and the send on the connected socket
+    sent = [e for e in evs if e.get("dns_query")]
+    assert len(sent) == 1 and sent[0]["dns_query"] == "connected.example.test"
+    assert sent[0]["dns_qtype"] == 28 and sent[0]["daddr"] == "127.0.0.1"
+
+
+def test_skips_unix_unspecified_and_survives_bad_input(monitor):
+    m = monitor({"network_monitor"})
+    port = closed_port()
+    code = """
+    import ctypes, socket, struct, sys
+    port = int(sys.argv[1])
+    libc = ctypes.CDLL(None, use_errno=True)
+    # AF_UNIX and the unspecified address: not reported
+    u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try: u.connect('/nonexistent/sock')
+    except OSError: pass
+    z = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try: z.connect(('0.0.0.0', port))
+    except OSError: pass
+    # malformed length: 8 bytes of a sockaddr_in (the kernel refuses it with EINVAL)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sa = struct.pack('<H', socket.AF_INET) + struct.pack('>H', port) + bytes([127, 0, 0, 7]) + bytes(8)
+    buf = ctypes.create_string_buffer(sa, len(sa))
+    print('short', libc.connect(s.fileno(), buf, 8), ctypes.get_errno())
+    # unreadable pointer
+    s2 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    print('fault', libc.connect(s2.fileno(), ctypes.c_void_p(8), 16), ctypes.get_errno())
+    # marker: a good connect last
+    s3 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try: s3.connect(('127.0.0.1', port))
+    except OSError: pass
+    """
+    p = run_child(code, str(port))
+    assert "short -1 22" in p.stdout and "fault -1 14" in p.stdout
+    (marker,) = m.wait_for(lambda e: e["kind"] == "network" and e["dport"] == port
+                           and not e.get("read_fault"))
+    evs = [e for e in m.events if e["kind"] == "network" and e["pid"] == marker["pid"]]
+    faults = [e for e in evs if e.get("read_fault")]
+    assert len(evs) == 3, evs           # not the AF_UNIX or 0.0.0.0 connects
+    short = [e for e in faults if e["family"] == "ipv4"]
+    assert len(short) == 1 and short[0]["dport"] == port and short[0]["daddr"] == "127.0.0.7"
+    unreadable = [e for e in faults if e["family"] == "unknown"]
+    assert len(unreadable) == 1 and unreadable[0]["protocol"] == "tcp"
+
+
+def test_probe_type_selects_network(monitor, listener4):
+    m = monitor({"memory_monitor"})
+    run_child(CONNECT, "127.0.0.1", str(listener4))
+    m.settle(0.3)
+    assert not [e for e in m.events if e["kind"] == "network"]
