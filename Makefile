@@ -4,7 +4,9 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 CLANG ?= clang-19
 BUILD := build
-BPF_SRCS := $(wildcard bpf/*.bpf.c)
+# files.bpf.c defines the shared maps: it goes first (libbpf's linker resolves extern maps
+# against an earlier definition).
+BPF_SRCS := bpf/files.bpf.c $(filter-out bpf/files.bpf.c,$(wildcard bpf/*.bpf.c))
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
 BPF_OBJECT := bee_trace/bpf/bee_trace.bpf.o
 APT_PACKAGES := clang-19 llvm-19 libbpf-dev libbpf1 bpftool python3-venv make

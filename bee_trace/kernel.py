@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import os
+import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ BTF_PATH = Path("/sys/kernel/btf/vmlinux")
 PROBE_TYPES = ("file_monitor", "network_monitor", "memory_monitor")
 # Which monitors need each program (by program-name prefix); process lifecycle feeds them all.
 _PROGRAM_GROUPS: dict[str, set[str]] = {
+    "block_": {"network_monitor"},      # only in network.mode block (cgroup hooks)
     "open_": {"file_monitor", "memory_monitor"},
     "net_": {"network_monitor"},
     "mem_": {"memory_monitor"},
@@ -80,6 +83,7 @@ class Kernel:
     ring_critical_bytes: int = 4 << 20
     ring_bulk_bytes: int = 16 << 20
     bulk_wake_bytes: int = 64 << 10
+    block: bool = False
     coverage: list[ProgramStatus] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -97,7 +101,7 @@ class Kernel:
         obj.map("ring_bulk").set_max_entries(_ring_size(self.ring_bulk_bytes))
         for prog in obj.programs():
             groups = next((g for p, g in _PROGRAM_GROUPS.items() if prog.name.startswith(p)), set())
-            if not groups & self.probes:
+            if not groups & self.probes or (prog.name.startswith("block_") and not self.block):
                 prog.set_autoload(False)
                 self.coverage.append(ProgramStatus(prog.name, prog.section, "not-needed"))
             elif not tracepoint_exists(prog.section):
@@ -115,15 +119,21 @@ class Kernel:
             if prog.name in done:
                 continue
             try:
-                self._links.append(prog.attach())
+                if prog.name.startswith("block_"):
+                    self._links.append(_attach_root_cgroup(prog))
+                else:
+                    self._links.append(prog.attach())
                 self.coverage.append(ProgramStatus(prog.name, prog.section, "attached"))
             except LibbpfError as e:
                 self.coverage.append(ProgramStatus(prog.name, prog.section, f"failed: {e}"))
 
-    def start(self, file_filter: np.ndarray, self_tgid: int | None = None, **settings: object) -> None:
+    def start(self, file_filter: np.ndarray, self_tgid: int | None = None,
+              blocked: list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None,
+              **settings: object) -> None:
         """Load, configure, then attach (so no event is seen with an unconfigured filter)."""
         self.load()
         self.set_file_filter(file_filter)
+        self.set_blocked(blocked or [])
         self.set_settings(os.getpid() if self_tgid is None else self_tgid, **settings)
         self.attach()
 
@@ -161,6 +171,7 @@ class Kernel:
         s["self_tgid"] = self_tgid
         s["bulk_wake_bytes"] = self.bulk_wake_bytes
         s["probes"] = sum(_PROBE_BITS[p] for p in self.probes if p in _PROBE_BITS) | R.PROBE_PROCESS
+        s["block"] = int(self.block)
         for name, value in fields.items():
             s[name] = value
         self._obj.map("settings").update(_KEY0, s.tobytes())
@@ -189,6 +200,14 @@ class Kernel:
             out.append((key, int(vals["count"].sum()), sample))
         return out
 
+    def set_blocked(self, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> None:
+        """The block list (LPM tries): looked up by the connect tracepoint and cgroup hooks."""
+        assert self._obj is not None
+        v4, v6 = self._obj.map("blocked_v4"), self._obj.map("blocked_v6")
+        for net in networks:
+            key = struct.pack("<I", net.prefixlen) + net.network_address.packed
+            (v4 if net.version == 4 else v6).update(key, b"\x01")
+
     def counters_per_cpu(self) -> np.ndarray:
         """struct counters for each possible CPU."""
         assert self._obj is not None
@@ -202,6 +221,24 @@ class Kernel:
 
 
 _KEY0 = bytes(ctypes.c_uint32(0))
+
+
+def cgroup2_root() -> str:
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or .../unified on hybrids)."""
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 2 and parts[2] == "cgroup2":
+                return parts[1]
+    raise SetupError("network.mode block needs cgroup v2, which is not mounted")
+
+
+def _attach_root_cgroup(prog: object) -> Link:
+    fd = os.open(cgroup2_root(), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return prog.attach_cgroup(fd)  # type: ignore[attr-defined]
+    finally:
+        os.close(fd)
 
 
 def _ring_size(nbytes: int) -> int:

@@ -57,6 +57,7 @@ class Pipeline:
             ring_critical_bytes=opts.ring_critical_bytes or self.tuning.ring_critical_bytes,
             ring_bulk_bytes=opts.ring_bulk_bytes or self.tuning.ring_bulk_bytes,
             bulk_wake_bytes=self.tuning.wake_min,
+            block=self.cfg.network.mode == "block",
         )
         self.bulk_timeout_s = self.tuning.bulk_timeout_s
         self.backpressure = Backpressure()
@@ -73,7 +74,7 @@ class Pipeline:
     def start(self) -> None:
         files = self.cfg.files
         self.kernel.start(patterns.build_filter(list(files.watch_read) + list(files.watch_write)),
-                          **self.tuning.kernel_settings())
+                          blocked=list(self.cfg.network.blocked_networks), **self.tuning.kernel_settings())
         try:
             self.ctx.procs.seed()
             self.rings = RingSet([

@@ -102,7 +102,7 @@ file_filter_dtype = np.dtype([
 
 settings_dtype = np.dtype([
     ("self_tgid", "<u4"), ("shed_level", "<u4"), ("bulk_wake_bytes", "<u8"),
-    ("probes", "<u4"), ("_pad", "<u4"), ("agg_window_ns", "<u8"),
+    ("probes", "<u4"), ("block", "<u4"), ("agg_window_ns", "<u8"),
     ("sample_every", "<u4", (NR_KINDS,)), ("rate_per_sec", "<u4", (NR_KINDS,)),
 ])
 

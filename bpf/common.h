@@ -77,6 +77,40 @@ BEE_MAP struct {
 	__type(value, struct rate_value);
 } rate_buckets SEC(".maps");
 
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct blocked_v4_key);
+	__type(value, __u8);
+} blocked_v4 SEC(".maps");
+
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct blocked_v6_key);
+	__type(value, __u8);
+} blocked_v6 SEC(".maps");
+
+/* Is this destination (family, address bytes as in net_payload.daddr) on the block list? */
+static __always_inline int dest_blocked(__u16 family, const __u8 *daddr)
+{
+	if (family == 2 /* AF_INET */) {
+		struct blocked_v4_key k = { .prefixlen = 32 };
+
+		__builtin_memcpy(k.addr, daddr, 4);
+		return bpf_map_lookup_elem(&blocked_v4, &k) != 0;
+	}
+	if (family == 10 /* AF_INET6 */) {
+		struct blocked_v6_key k = { .prefixlen = 128 };
+
+		__builtin_memcpy(k.addr, daddr, 16);
+		return bpf_map_lookup_elem(&blocked_v6, &k) != 0;
+	}
+	return 0;
+}
+
 static __always_inline struct settings *get_settings(void)
 {
 	__u32 zero = 0;
@@ -148,8 +182,14 @@ static __always_inline void submit_event(struct counters *c, struct settings *s,
 	__u64 flags = 0;
 
 	if (lane != LANE_CRITICAL) {
+		/* Wake only when this record crosses the threshold: a stalled reader must not turn
+		 * every later record into a wake-up (~9 us each). The reader drains until empty, and its
+		 * epoll timeout covers anything else. */
 		__u64 avail = bpf_ringbuf_query(&ring_bulk, BPF_RB_AVAIL_DATA);
-		flags = (s && avail >= s->bulk_wake_bytes) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+		__u64 thr = s ? s->bulk_wake_bytes : 0;
+
+		flags = (avail >= thr && avail < thr + sizeof(*e) + 8) ? BPF_RB_FORCE_WAKEUP
+								       : BPF_RB_NO_WAKEUP;
 	}
 	bpf_ringbuf_submit(e, flags);
 	if (c)

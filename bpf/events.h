@@ -168,10 +168,21 @@ struct settings {
 	__u32 shed_level;      /* backpressure: 0 none, 1 shed low, 2 also half of medium */
 	__u64 bulk_wake_bytes; /* force a bulk-ring wake-up past this backlog */
 	__u32 probes;          /* enabled probe types (PROBE_* bits) */
-	__u32 _pad;
+	__u32 block;           /* network.mode block: deny connects to blocked destinations */
 	__u64 agg_window_ns;   /* bulk aggregation window; 0 = off */
 	__u32 sample_every[NR_KINDS];  /* bulk: send 1 in N per CPU (0 or 1 = all) */
 	__u32 rate_per_sec[NR_KINDS];  /* bulk: per-CPU token bucket per lineage (0 = unlimited) */
+};
+
+/* Blocked destinations (network.blocked_ips, CIDRs allowed): longest-prefix-match keys. */
+struct blocked_v4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct blocked_v6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
 };
 
 /* Bulk-record priority, for shedding under backpressure. */

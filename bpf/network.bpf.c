@@ -162,7 +162,7 @@ static __always_inline int handle_dest(__u16 nr, int fd, const void *uaddr, __u6
 	__u32 need = 0, n;
 	__u8 proto = guess;
 	struct agg_value *slot;
-	int dns;
+	int dns, lane = LANE_BULK;
 
 	if (skip_event(s, PROBE_NETWORK) || !uaddr)
 		return 0;
@@ -211,16 +211,25 @@ static __always_inline int handle_dest(__u16 nr, int fd, const void *uaddr, __u6
 	/* DNS queries are never folded: each names a different host. */
 	dns = proto == IPPROTO_UDP && d.dport == DNS_PORT;
 	c = get_counters();
-	if (!bulk_admit(c, s, EV_NET, (d.flags & EVF_LOOPBACK) ? PRIO_LOW : PRIO_MEDIUM,
-			dns ? 0 : dest_key(&d, proto), &slot))
+	/* A blocked destination is security-critical: critical lane, never sampled or folded. */
+	if (dest_blocked(d.family, d.daddr)) {
+		lane = LANE_CRITICAL;
+		d.flags |= EVF_BLOCKED;
+		slot = 0;
+	} else if (!bulk_admit(c, s, EV_NET, (d.flags & EVF_LOOPBACK) ? PRIO_LOW : PRIO_MEDIUM,
+			       dns ? 0 : dest_key(&d, proto), &slot)) {
 		return 0;
-	e = reserve_event(c, LANE_BULK, EV_NET);
+	}
+	e = reserve_event(c, lane, EV_NET);
 	if (!e) {
 		if (slot)
 			slot->window_start = 0;
 		return 0;
 	}
 	fill_net(e, &d, proto, nr, fd);
+	/* In block mode the cgroup hook (block.bpf.c) will refuse this one. */
+	if ((d.flags & EVF_BLOCKED) && s->block)
+		e->net.action = 1;
 	agg_store_sample(slot, e);
 	if (dns) {
 		if (is_connect) {

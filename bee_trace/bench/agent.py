@@ -44,8 +44,10 @@ def build_config(spec: dict[str, Any]) -> Any:
     if spec.get("unlimited"):
         # Measure the mechanism, not the policy: no bulk-lane rate limit or sampling.
         perf = cfg.performance
-        cfg = dataclasses.replace(cfg, performance=dataclasses.replace(
-            perf, max_events_per_second=0, sampling_rate=1.0, per_kind={}))
+        changes: dict[str, Any] = {"max_events_per_second": 0, "sampling_rate": 1.0, "per_kind": {}}
+        if hasattr(perf, "aggregation_window_ms"):
+            changes["aggregation_window_ms"] = 0
+        cfg = dataclasses.replace(cfg, performance=dataclasses.replace(perf, **changes))
     return cfg
 
 

@@ -100,6 +100,17 @@ class Agent:
         self.result: dict[str, Any] = {}
 
     def __enter__(self) -> "Agent":
+        # The object may be rebuilt by `make bpf` while we run: retry a failed open a few times.
+        for attempt in range(4):
+            try:
+                return self._start()
+            except Unavailable as e:
+                if attempt == 3 or "bpf.o" not in str(e):
+                    raise
+                time.sleep(2)
+        raise AssertionError("unreachable")
+
+    def _start(self) -> "Agent":
         root = Path(__file__).resolve().parents[2]
         env = dict(os.environ)
         env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
@@ -149,6 +160,25 @@ class Agent:
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
             self.stop()
+
+
+_SYSCALL_TPS = ("sys_enter", "sys_exit")
+
+
+def foreign_syscall_tracers(own_pids: set[int]) -> list[str]:
+    """BPF programs of other processes attached to syscall tracepoints (they tax every
+    openat/connect and would contaminate a timing trial). Empty when bpftool is missing."""
+    exe = shutil.which("bpftool")
+    if not exe:
+        return []
+    try:
+        rc = subprocess.run([exe, "perf", "list", "-j"], capture_output=True, text=True, timeout=10)
+        items = json.loads(rc.stdout or "[]")
+    except (subprocess.SubprocessError, ValueError):
+        return []
+    return sorted({f"pid {i.get('pid')}: {i.get('tracepoint')}" for i in items
+                   if i.get("pid") not in own_pids
+                   and str(i.get("tracepoint", "")).startswith(_SYSCALL_TPS)})
 
 
 def network_programs_built() -> bool:
