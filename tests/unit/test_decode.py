@@ -58,8 +58,12 @@ def test_net_read_fault_and_unknown_family(tmp_path):
     c = ctx(tmp_path)
     ev = decode_record(net(rec(R.EV_NET, flags=R.EVF_READ_FAULT), 0, b"", 0), c)
     assert ev["family"] == "unknown" and ev["daddr"] == "" and ev["read_fault"]
+    # EVF_BLOCKED: on the block list; action says whether the kernel refused it (block mode).
     ev = decode_record(net(rec(R.EV_NET, flags=R.EVF_BLOCKED), 2, b"\x01\x02\x03\x04", 80), c)
-    assert ev["action"] == "blocked"
+    assert ev["action"] == "allowed" and ev["blocklisted"] is True
+    r = net(rec(R.EV_NET, flags=R.EVF_BLOCKED), 2, b"\x01\x02\x03\x04", 80)
+    r["u"]["net"]["action"] = 1
+    assert decode_record(r, c)["action"] == "blocked"
 
 
 def test_dns_query_then_attributed_connect(tmp_path):
