@@ -67,6 +67,7 @@ def run(spec: dict[str, Any]) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     lat_kinds = set(spec.get("latency_kinds", ["file", "network"]))
+    lat_comm = spec.get("latency_comm", "loadgen")  # only the generator's events are timed
     max_lat = int(spec.get("max_latency_samples", 1_000_000))
     latencies: dict[str, list[int]] = {k: [] for k in lat_kinds}
     lanes: dict[str, list[int]] = {}
@@ -83,7 +84,7 @@ def run(spec: dict[str, Any]) -> int:
         out.write(dumps(ev, default=str))
         out.write("\n")
         lst = latencies.get(ev["kind"])
-        if lst is not None and len(lst) < max_lat:
+        if lst is not None and (lat_comm is None or ev["comm"] == lat_comm) and len(lst) < max_lat:
             lst.append(now - ev["boot_ns"])
             lanes.setdefault(ev["kind"], []).append(ev.get("lane") == "bulk")
 

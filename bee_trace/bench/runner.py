@@ -165,17 +165,25 @@ class Agent:
 _SYSCALL_TPS = ("sys_enter", "sys_exit")
 
 
-def foreign_syscall_tracers(own_pids: set[int]) -> list[str]:
-    """BPF programs of other processes attached to syscall tracepoints (they tax every
-    openat/connect and would contaminate a timing trial). Empty when bpftool is missing."""
+def _perf_list() -> list[dict[str, Any]]:
     exe = shutil.which("bpftool")
     if not exe:
         return []
     try:
         rc = subprocess.run([exe, "perf", "list", "-j"], capture_output=True, text=True, timeout=10)
-        items = json.loads(rc.stdout or "[]")
+        return json.loads(rc.stdout or "[]")
     except (subprocess.SubprocessError, ValueError):
         return []
+
+
+def attached_tracepoints(pid: int) -> set[str]:
+    return {str(i.get("tracepoint")) for i in _perf_list() if i.get("pid") == pid}
+
+
+def foreign_syscall_tracers(own_pids: set[int]) -> list[str]:
+    """BPF programs of other processes attached to syscall tracepoints (they tax every
+    openat/connect and would contaminate a timing trial). Empty when bpftool is missing."""
+    items = _perf_list()
     return sorted({f"pid {i.get('pid')}: {i.get('tracepoint')}" for i in items
                    if i.get("pid") not in own_pids
                    and str(i.get("tracepoint", "")).startswith(_SYSCALL_TPS)})
@@ -212,37 +220,52 @@ def concrete_watch_paths(home: str = "/root") -> list[str]:
     return sorted(set(out))
 
 
-def bpftrace_script(paths: list[str]) -> str:
-    cond = " ||\n      ".join(f'$f == "{p}"' for p in paths)
-    return ("tracepoint:syscalls:sys_enter_openat\n{\n  $f = str(args->filename);\n"
-            f"  if ({cond}) {{\n    printf(\"%d %s %s\\n\", pid, comm, $f);\n  }}\n}}\n")
+def bpftrace_script(paths: list[str], style: str = "map") -> str:
+    """The equivalent bpftrace match on sys_enter_openat: read the path with str(), then either
+    look it up in a map filled in BEGIN ("map", one hash lookup) or compare it with every path
+    ("compare", an || chain of == tests)."""
+    head = "tracepoint:syscalls:sys_enter_openat\n{\n  $f = str(args->filename);\n"
+    report = '    printf("%d %s %s\\n", pid, comm, str(args->filename));\n'
+    if style == "compare":
+        cond = " ||\n      ".join(f'$f == "{p}"' for p in paths)
+        return head + f"  if ({cond}) {{\n{report}  }}\n}}\n"
+    begin = "BEGIN\n{\n" + "".join(f'  @watch["{p}"] = 1;\n' for p in paths) + "}\n"
+    return (begin + head + f"  if (@watch[$f] == 1) {{\n{report}  }}\n}}\n"
+            + "END\n{\n  clear(@watch);\n}\n")
 
 
 class Bpftrace:
-    def __init__(self, paths: list[str], tmpdir: Path) -> None:
+    def __init__(self, paths: list[str], tmpdir: Path, style: str = "map") -> None:
         self.paths = paths
-        self.script = tmpdir / "bench.bt"
+        self.style = style
+        self.script = tmpdir / f"bench-{style}.bt"
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "Bpftrace":
         exe = shutil.which("bpftrace")
         if not exe:
             raise Unavailable("bpftrace not installed (apt-get install -y bpftrace)")
-        self.script.write_text(bpftrace_script(self.paths))
-        self.proc = subprocess.Popen([exe, str(self.script)], stdout=subprocess.PIPE,
+        self.script.write_text(bpftrace_script(self.paths, self.style))
+        self.proc = subprocess.Popen([exe, str(self.script)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, preexec_fn=_on_cpu(AGENT_CPU))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = _readline(self.proc, deadline - time.monotonic())
-            if line is None:
-                break
-            if line.startswith("Attaching"):
-                time.sleep(0.5)  # attach completes right after the banner
+        # "Attaching 1 probe..." is printed before the verifier has run; the probe is live only
+        # once bpftool shows bpftrace's program on the tracepoint.
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if attached_tracepoints(self.proc.pid) & {"sys_enter_openat"}:
+                time.sleep(0.2)
                 return self
+            time.sleep(0.2)
         self.proc.kill()
         _, err = self.proc.communicate(timeout=10)
         self.proc = None
-        raise Unavailable(f"bpftrace did not attach: {err.decode(errors='replace').strip()[-300:]}")
+        errs = [l for l in err.decode(errors="replace").splitlines()
+                if l.startswith("ERROR") and "RLIMIT_MEMLOCK" not in l]
+        msg = " ".join(errs)[-200:] or "timeout"
+        if self.style == "compare" and "Error loading program" in msg:
+            msg += (" (the kernel verifier refuses it: with -v bpftrace 0.17 shows 'BPF program is"
+                    " too large. Processed 1000001 insn' for this chain of string compares)")
+        raise Unavailable("bpftrace did not attach: " + msg)
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is None:

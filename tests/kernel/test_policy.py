@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bee_trace.config import parse_config
+from bee_trace.config import default_config, parse_config
 
 ORIGINAL = Path(__file__).resolve().parents[3] / "shared" / "compat" / "original-security.yml"
 
@@ -39,7 +39,9 @@ def _run_agent(tmp_path: Path, args: list[str], action, env: dict | None = None)
 
 def _policy(tmp_path: Path, extra_read: list[str], exclude: list[str]) -> Path:
     import yaml
-    base = yaml.safe_load(ORIGINAL.read_text()) if ORIGINAL.exists() else {"files": {}}
+    # The original bee-trace example when shared/ is beside the checkout, else our defaults.
+    base = (yaml.safe_load(ORIGINAL.read_text()) if ORIGINAL.exists()
+            else {"files": {"watch_read": list(default_config().files.watch_read)}})
     base["files"]["watch_read"] = list(base["files"].get("watch_read", [])) + extra_read
     base["files"]["exclude_paths"] = exclude
     path = tmp_path / "security.yml"

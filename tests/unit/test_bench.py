@@ -96,9 +96,12 @@ def test_concrete_watch_paths_and_bpftrace_script():
     paths = concrete_watch_paths("/home/u")
     assert "/etc/shadow" in paths and "/home/u/.ssh/id_rsa" in paths
     assert not any("*" in p for p in paths)
-    script = bpftrace_script(paths[:2])
+    script = bpftrace_script(paths[:2], "compare")
     assert script.startswith("tracepoint:syscalls:sys_enter_openat")
     assert f'$f == "{paths[0]}" ||' in script
+    script = bpftrace_script(paths[:2], "map")
+    assert script.startswith("BEGIN") and f'@watch["{paths[1]}"] = 1;' in script
+    assert "if (@watch[$f] == 1)" in script
 
 
 def test_decoders_agree_on_a_synthetic_batch():
