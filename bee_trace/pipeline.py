@@ -18,6 +18,7 @@ from .kernel import Kernel
 from .ringbuf import RingReader, RingSet
 
 Sink = Callable[[Event], None]
+IDLE_TIMEOUT_S = 0.25   # housekeeping tick while no bulk records flow
 
 
 @dataclass
@@ -66,6 +67,8 @@ class Pipeline:
         self._agg_seen: dict[tuple[int, int, int], int] = {}
         self.agg_reported = 0
         self._next_agg_flush = 0.0
+        self._bulk_idle = True
+        self._last_bulk = 0.0
         self.rings: RingSet | None = None
         self.started_ns = 0
         self.stopped = False
@@ -74,7 +77,8 @@ class Pipeline:
     def start(self) -> None:
         files = self.cfg.files
         self.kernel.start(patterns.build_filter(list(files.watch_read) + list(files.watch_write)),
-                          blocked=list(self.cfg.network.blocked_networks), **self.tuning.kernel_settings())
+                          blocked=list(self.cfg.network.blocked_networks), bulk_idle=1,
+                          **self.tuning.kernel_settings())
         try:
             self.ctx.procs.seed()
             self.rings = RingSet([
@@ -92,9 +96,13 @@ class Pipeline:
     def step(self, timeout_s: float | None = None) -> int:
         """Wait for records (at most the bulk latency bound), then drain; returns records read."""
         assert self.rings is not None
-        self.rings.wait(self.bulk_timeout_s if timeout_s is None else timeout_s)
+        if timeout_s is None:
+            timeout_s = IDLE_TIMEOUT_S if self._bulk_idle else self.bulk_timeout_s
+        self.rings.wait(timeout_s)
+        bulk_before = self.rings.rings[R.LANE_BULK].records
         n = self.drain()
         now = time.monotonic()
+        self._track_bulk_activity(self.rings.rings[R.LANE_BULK].records > bulk_before, now)
         if self.tuning.agg_window_ns and now >= self._next_agg_flush:
             self._next_agg_flush = now + self.tuning.agg_window_ns / 1e9
             self.flush_aggregates()
@@ -103,6 +111,18 @@ class Pipeline:
         if self.opts.adaptive:
             self._adapt()
         return n
+
+    def _track_bulk_activity(self, active: bool, now: float) -> None:
+        """Poll at the bulk latency bound while bulk records flow; after a quiet second poll
+        slowly and let the kernel wake us for the first record instead (idle CPU ~0)."""
+        if active:
+            self._last_bulk = now
+            if self._bulk_idle:
+                self._bulk_idle = False
+                self.kernel.update_settings(bulk_idle=0)
+        elif not self._bulk_idle and now - self._last_bulk > 1.0:
+            self._bulk_idle = True
+            self.kernel.update_settings(bulk_idle=1)
 
     def _adapt(self) -> None:
         """Backpressure, wake-up threshold and CPU governor: each writes settings on change."""

@@ -104,6 +104,7 @@ settings_dtype = np.dtype([
     ("self_tgid", "<u4"), ("shed_level", "<u4"), ("bulk_wake_bytes", "<u8"),
     ("probes", "<u4"), ("block", "<u4"), ("agg_window_ns", "<u8"),
     ("sample_every", "<u4", (NR_KINDS,)), ("rate_per_sec", "<u4", (NR_KINDS,)),
+    ("bulk_idle", "<u4"), ("_pad2", "<u4"),
 ])
 
 agg_key_dtype = np.dtype([("tgid", "<u4"), ("type", "<u4"), ("key", "<u8")])

@@ -190,6 +190,9 @@ static __always_inline void submit_event(struct counters *c, struct settings *s,
 
 		flags = (avail >= thr && avail < thr + sizeof(*e) + 8) ? BPF_RB_FORCE_WAKEUP
 								       : BPF_RB_NO_WAKEUP;
+		/* An idle reader polls slowly: the first record into an empty ring wakes it. */
+		if (s && s->bulk_idle && avail <= sizeof(*e) + 8)
+			flags = BPF_RB_FORCE_WAKEUP;
 	}
 	bpf_ringbuf_submit(e, flags);
 	if (c)

@@ -172,6 +172,8 @@ struct settings {
 	__u64 agg_window_ns;   /* bulk aggregation window; 0 = off */
 	__u32 sample_every[NR_KINDS];  /* bulk: send 1 in N per CPU (0 or 1 = all) */
 	__u32 rate_per_sec[NR_KINDS];  /* bulk: per-CPU token bucket per lineage (0 = unlimited) */
+	__u32 bulk_idle;       /* reader is in idle polling: wake it for a record into an empty ring */
+	__u32 _pad2;
 };
 
 /* Blocked destinations (network.blocked_ips, CIDRs allowed): longest-prefix-match keys. */
