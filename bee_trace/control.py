@@ -25,6 +25,7 @@ class Tuning:
     ring_critical_bytes: int
     ring_bulk_bytes: int
     bulk_timeout_s: float
+    governed: bool = True        # the CPU governor may raise bulk sampling
     wake_min: int = 4 << 10      # wake-up threshold at low rates (latency)
     wake_max: int = 256 << 10    # under load (fewer context switches)
 
@@ -60,7 +61,7 @@ def tuning_for(cfg: Config, profile: str | None = None) -> Tuning:
         rate = {t: min(n, 1000) if n else 1000 for t, n in rate.items()}
         window_ns = max(window_ns, 5_000_000_000)
         timeout = 0.05
-    return Tuning(sample, rate, window_ns, ring, 4 * ring, timeout)
+    return Tuning(sample, rate, window_ns, ring, 4 * ring, timeout, governed=profile != "max-coverage")
 
 
 @dataclass

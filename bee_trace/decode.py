@@ -40,8 +40,24 @@ Event = dict[str, Any]
 Decoder = Callable[[np.void, DecodeContext], Event | None]
 
 
+# Fields that differ between two records of the same process opening the same path: the
+# pipeline's template fast path copies everything else.
+PER_RECORD_FIELDS = ("ts", "ts_ns", "tid", "cpu", "seq", "lane", "boot_ns")
+# An event copied from a template carries it here (sinks may cache work on it); not output.
+TEMPLATE_KEY = "_template"
+
+_ts_second = -1
+_ts_prefix = ""
+
+
 def iso_ts(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="microseconds")
+    """ISO-8601 UTC with microseconds; the date-time part is formatted once per second."""
+    global _ts_second, _ts_prefix
+    sec, rem = divmod(ns, 1_000_000_000)
+    if sec != _ts_second:
+        _ts_second = sec
+        _ts_prefix = datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_ts_prefix}.{rem // 1000:06d}+00:00"
 
 
 def header_fields(rec: np.void, ctx: DecodeContext) -> Event:

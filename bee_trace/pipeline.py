@@ -13,12 +13,13 @@ from . import records as R
 from .classify import classify, env_secret_names, meets
 from .config import Config, default_config
 from .control import Backpressure, Governor, Tuning, WakeTuner, tuning_for
-from .decode import DecodeContext, Event, decode_record
+from .decode import TEMPLATE_KEY, DecodeContext, Event, decode_record, iso_ts
 from .kernel import Kernel
 from .ringbuf import RingReader, RingSet
 
 Sink = Callable[[Event], None]
 IDLE_TIMEOUT_S = 0.25   # housekeeping tick while no bulk records flow
+TEMPLATE_CACHE = 4096   # decoded file events kept for repeated identical opens
 
 
 @dataclass
@@ -69,6 +70,9 @@ class Pipeline:
         self._next_agg_flush = 0.0
         self._bulk_idle = True
         self._last_bulk = 0.0
+        self._templates: dict[tuple, Event] = {}
+        self._rejected: set[tuple] = set()
+        self._templates_by_pid: dict[int, list[tuple]] = {}
         self.rings: RingSet | None = None
         self.started_ns = 0
         self.stopped = False
@@ -135,7 +139,8 @@ class Pipeline:
         wake = self.wake.update(bulk.records)
         if wake is not None:
             changes["bulk_wake_bytes"] = wake
-        sampling = self.governor.update()
+        # max-coverage promises every event: the governor never samples there.
+        sampling = self.governor.update() if self.tuning.governed else None
         if sampling is not None:
             se = [0] * R.NR_KINDS
             for t, n in sampling.items():
@@ -177,11 +182,64 @@ class Pipeline:
 
     # -- processing --------------------------------------------------------------------------
     def handle_batch(self, batch: np.ndarray) -> None:
+        """Columns are pulled out once per batch; a file open already seen from the same process
+        (same path, flags, identity) reuses that event's decoded, confirmed and classified
+        template, so a flood of identical opens costs a dict copy and a timestamp each."""
         self.stats.received += len(batch)
-        for rec in batch:
+        h = batch["h"]
+        types = h["type"].tolist()
+        keys = _template_keys(batch) if R.EV_FILE in types else None
+        if keys is not None:
+            per_record = list(zip(h["ts_ns"].tolist(), h["tid"].tolist(), h["cpu"].tolist(),
+                                  h["seq"].tolist()))
+        for i, kind in enumerate(types):
+            key = keys[i] if keys is not None and kind == R.EV_FILE else None
+            if key is not None:
+                template = self._templates.get(key)
+                if template is not None:
+                    self._emit_from_template(template, *per_record[i])
+                    continue
+                if key in self._rejected:
+                    self.stats.unconfirmed += 1
+                    continue
+            rec = batch[i]
             ev = decode_record(rec, self.ctx)
-            if ev is not None:
-                self.handle_event(ev)
+            if kind in (R.EV_EXEC, R.EV_EXIT):
+                self._forget_templates(int(rec["h"]["tgid"]))
+            if ev is None:
+                continue
+            shown = self.handle_event(ev)
+            if key is not None:
+                self._remember(key, ev if shown else None)
+
+    def _remember(self, key: tuple, ev: Event | None) -> None:
+        if len(self._templates) + len(self._rejected) >= TEMPLATE_CACHE:
+            self._templates.clear()
+            self._rejected.clear()
+            self._templates_by_pid.clear()
+        if ev is None:
+            self._rejected.add(key)
+        else:
+            self._templates[key] = ev
+        self._templates_by_pid.setdefault(key[0], []).append(key)
+
+    def _forget_templates(self, tgid: int) -> None:
+        """exec/exit change what a pid's events say (exe, cmdline, ancestry)."""
+        for key in self._templates_by_pid.pop(tgid, ()):
+            self._templates.pop(key, None)
+            self._rejected.discard(key)
+
+    def _emit_from_template(self, template: Event, boot_ns: int, tid: int, cpu: int, seq: int) -> None:
+        ev = dict(template)
+        ts_ns = boot_ns + self.ctx.realtime_offset_ns
+        ev["ts"] = iso_ts(ts_ns)
+        ev["ts_ns"] = ts_ns
+        ev["boot_ns"] = boot_ns
+        ev["tid"] = tid
+        ev["cpu"] = cpu
+        ev["seq"] = seq
+        ev[TEMPLATE_KEY] = template
+        self.emit(ev)
 
     def flush_aggregates(self) -> None:
         """Summary events for identical bulk events folded in the kernel since the last flush:
@@ -202,14 +260,16 @@ class Pipeline:
             self.handle_event(ev)
         self._agg_seen = seen
 
-    def handle_event(self, ev: Event) -> None:
+    def handle_event(self, ev: Event) -> bool:
+        """Confirm, classify, filter, emit; True when the event was shown."""
         if not self.confirm(ev):
-            return
+            return False
         classify(ev, self.cfg)
         if not meets(ev["severity"], self.opts.min_severity):
             self.stats.below_severity += 1
-            return
+            return False
         self.emit(ev)
+        return True
 
     def emit(self, ev: Event) -> None:
         self.stats.output += 1
@@ -314,3 +374,14 @@ def _summary_record(key: np.void, value: np.void) -> np.void:
     off = R.header_dtype.itemsize
     raw[off:off + 96] = np.frombuffer(bytes(value["sample"]), dtype=np.uint8)
     return rec[0]
+
+
+def _template_keys(batch: np.ndarray) -> list[tuple | None]:
+    """Per record, what makes two file opens report the same thing; None where no template may
+    be used (relative paths depend on the cwd at the time)."""
+    h, f = batch["h"], batch["u"]["file"]
+    paths = f["path"].view("S256").tolist()
+    cols = zip(h["tgid"].tolist(), h["uid"].tolist(), h["ppid"].tolist(), h["cgroup_id"].tolist(),
+               h["comm"].tolist(), h["flags"].tolist(), f["path_len"].tolist(), paths)
+    return [None if not p.startswith(b"/") else (tgid, uid, ppid, cg, comm, flags, plen, p)
+            for tgid, uid, ppid, cg, comm, flags, plen, p in cols]

@@ -152,6 +152,10 @@ class Report:
 
     def _keep(self, kind: str, rank: int, ev: dict) -> None:
         heap = self._kept.setdefault(kind, [])
+        if len(heap) >= self.cap and not (heap and rank > heap[0][0]):
+            self.overflow[kind] += 1
+            return
+        ev = {k: v for k, v in ev.items() if not k.startswith("_")}  # pipeline bookkeeping
         item = (rank, -self._seq, self._seq, ev)
         if len(heap) < self.cap:
             heapq.heappush(heap, item)

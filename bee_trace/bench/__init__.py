@@ -52,7 +52,7 @@ class Params:
         self.load_seconds = 2.0 if quick else 5.0
         self.decode_records = 50_000 if quick else 100_000
         self.decode_repeats = 3 if quick else 5
-        self.wake_rate = 10_000
+        self.wake_rate = 2_000          # below saturation, so wake-ups are visible
         self.wake_seconds = 2.0 if quick else 4.0
         self.clean_wait = 3.0 if quick else 10.0      # wait per trial for other tracers to go
         self.clean_budget = 20.0 if quick else 90.0   # total such waiting per row
@@ -300,7 +300,7 @@ class Bench:
         self.log("latency: critical (file opens)")
         out: dict[str, Any] = {"rate": self.p.latency_rate, "seconds": self.p.latency_seconds}
         r = self._rate_run(self.p.latency_rate, self.p.latency_seconds,
-                           {"patterns": "default", "probes": ALL_PROBES,
+                           {"patterns": "default", "probes": ALL_PROBES, "profile": "max-coverage",
                             "sink": str(self.tmp / "latency.jsonl"), "latency_kinds": ["file"]})
         out["critical"] = {**r["latency"].get("file", {"n": 0}), "dropped": r["dropped"],
                            "foreign_events": r["foreign_events"]}
@@ -310,7 +310,7 @@ class Bench:
         self.log("latency: bulk (loopback connects)")
         try:
             r = self._rate_run(self.p.latency_rate, self.p.latency_seconds,
-                               {"patterns": "default", "probes": ALL_PROBES, "report_loopback": True,
+                               {"patterns": "default", "probes": ALL_PROBES, "profile": "max-coverage", "report_loopback": True,
                                 "unlimited": True, "sink": str(self.tmp / "latency-net.jsonl"),
                                 "latency_kinds": ["network"]},
                                mode="crate", target=str(closed_port()))
@@ -384,7 +384,7 @@ class Bench:
         for label, wake in (("bulk_eager", 0), ("bulk_batched", 64 << 10)):
             self.log(f"wake-ups: bulk lane, bulk_wake_bytes={wake}")
             try:
-                r = self._rate_run(rate, secs, {"patterns": "default", "probes": ALL_PROBES,
+                r = self._rate_run(rate, secs, {"patterns": "default", "probes": ALL_PROBES, "profile": "max-coverage",
                                                 "report_loopback": True, "bulk_wake_bytes": wake,
                                                 "unlimited": True,
                                                 "latency_kinds": ["network"]},

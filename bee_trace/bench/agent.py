@@ -56,6 +56,7 @@ def run(spec: dict[str, Any]) -> int:
     if cpu is not None:
         os.sched_setaffinity(0, {int(cpu)})
     from ..pipeline import Pipeline, PipelineOptions
+    from ..sinks.jsonl import to_json_line
 
     stop = False
 
@@ -81,15 +82,16 @@ def run(spec: dict[str, Any]) -> int:
     def sink(ev: dict[str, Any]) -> None:
         now = clock(boottime)
         by_comm[ev["comm"]] = by_comm.get(ev["comm"], 0) + 1
-        out.write(dumps(ev, default=str))
-        out.write("\n")
+        out.write(to_json_line(ev))  # the product's JSON Lines encoder
         lst = latencies.get(ev["kind"])
         if lst is not None and (lat_comm is None or ev["comm"] == lat_comm) and len(lst) < max_lat:
             lst.append(now - ev["boot_ns"])
             lanes.setdefault(ev["kind"], []).append(ev.get("lane") == "bulk")
 
+    # A pinned wake-up threshold means the adaptive tuner must not move it.
     opts = PipelineOptions(probes=set(spec.get("probes", ["file_monitor"])),
-                           config=build_config(spec))
+                           config=build_config(spec), profile=spec.get("profile"),
+                           adaptive=spec.get("bulk_wake_bytes") is None)
     pipeline = Pipeline(opts, sinks=[sink])
     if spec.get("bulk_wake_bytes") is not None:
         pipeline.kernel.bulk_wake_bytes = int(spec["bulk_wake_bytes"])

@@ -5,15 +5,41 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
+from ..decode import PER_RECORD_FIELDS, TEMPLATE_KEY
 from ..escape import json_safe_obj
 
 # Internal bookkeeping fields that are not part of the event contract.
-_INTERNAL = ("boot_ns",)
+_INTERNAL = ("boot_ns", TEMPLATE_KEY)
+_PREFIX_KEY = "_json_prefix"
 
 
 def to_json_line(ev: dict[str, Any]) -> str:
+    template = ev.get(TEMPLATE_KEY)
+    if template is not None:
+        return _from_template(ev, template)
     out = {k: v for k, v in ev.items() if k not in _INTERNAL}
-    return json.dumps(json_safe_obj(out), ensure_ascii=False, separators=(",", ":")) + "\n"
+    return _dumps(out) + "\n"
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate somewhere: the slow, always-valid path
+        line = json.dumps(json_safe_obj(obj), ensure_ascii=False, separators=(",", ":"))
+    return line
+
+
+def _from_template(ev: dict[str, Any], template: dict[str, Any]) -> str:
+    """Events copied from one template share every field but the per-record ones: serialise
+    the shared part once and append the rest."""
+    prefix = template.get(_PREFIX_KEY)
+    if prefix is None:
+        static = {k: v for k, v in template.items()
+                  if k not in _INTERNAL and k not in PER_RECORD_FIELDS and not k.startswith("_")}
+        prefix = template[_PREFIX_KEY] = _dumps(static)[:-1]
+    return (f'{prefix},"ts":"{ev["ts"]}","ts_ns":{ev["ts_ns"]},"tid":{ev["tid"]},'
+            f'"cpu":{ev["cpu"]},"seq":{ev["seq"]},"lane":"{ev["lane"]}"}}\n')
 
 
 class JsonLinesSink:

@@ -1,0 +1,55 @@
+"""The template fast path for repeated file opens must output exactly what the slow path does."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from bee_trace import records as R
+from bee_trace.pipeline import Pipeline, PipelineOptions
+from bee_trace.sinks.jsonl import to_json_line
+
+
+def _batch(paths: list[bytes], tgid: int) -> np.ndarray:
+    b = np.zeros(len(paths), dtype=R.event_dtype)
+    b["h"]["type"] = R.EV_FILE
+    b["h"]["tgid"] = tgid
+    b["h"]["tid"] = np.arange(len(paths)) + tgid
+    b["h"]["comm"] = b"reader"
+    b["h"]["seq"] = np.arange(1, len(paths) + 1)
+    b["h"]["cpu"] = np.arange(len(paths)) % 2
+    b["h"]["ts_ns"] = time.clock_gettime_ns(time.CLOCK_BOOTTIME) + np.arange(len(paths)) * 1000
+    b["u"]["file"]["dirfd"] = -100
+    for i, p in enumerate(paths):
+        b["u"]["file"]["path_len"][i] = len(p)
+        b[i]["u"]["file"]["path"] = p.ljust(R.PATH_LEN, b"\0")
+    return b
+
+
+def test_repeated_opens_match_slow_path_output() -> None:
+    out: list[dict] = []
+    pl = Pipeline(PipelineOptions(probes={"file_monitor"}), [out.append])
+    paths = [b"/home/u/.ssh/id_rsa", b"/etc/hostname", b"/home/u/.ssh/id_rsa", b"/x/a.pem",
+             b"/etc/hostname", b"/home/u/.ssh/id_rsa"]
+    pl.handle_batch(_batch(paths, os.getpid()))
+    assert [e["path"] for e in out] == ["/home/u/.ssh/id_rsa", "/home/u/.ssh/id_rsa", "/x/a.pem",
+                                        "/home/u/.ssh/id_rsa"]
+    assert pl.stats.unconfirmed == 2  # /etc/hostname twice: once decoded, once from the cache
+    first, again = json.loads(to_json_line(out[0])), json.loads(to_json_line(out[1]))
+    per_record = {"ts", "ts_ns", "tid", "cpu", "seq"}
+    assert {k: v for k, v in first.items() if k not in per_record} == \
+        {k: v for k, v in again.items() if k not in per_record}
+    assert set(first) == set(again) and "_template" not in again and "boot_ns" not in again
+    assert again["seq"] == 3 and again["tid"] == os.getpid() + 2 and again["ts"] != first["ts"]
+
+
+def test_exec_forgets_the_process_templates() -> None:
+    out: list[dict] = []
+    pl = Pipeline(PipelineOptions(probes={"file_monitor"}), [out.append])
+    pl.handle_batch(_batch([b"/k/id_rsa"], os.getpid()))
+    assert len(pl._templates) == 1
+    pl._forget_templates(os.getpid())
+    assert not pl._templates
