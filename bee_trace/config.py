@@ -299,6 +299,17 @@ def v_bool(ctx: _Ctx, node: yaml.Node, key: str) -> bool:
     return bool(_scalar(ctx, node, key, (_T_BOOL,), "a boolean (true/false)"))
 
 
+def v_only(required: bool, why: str) -> Validator:
+    """An original-schema switch whose other value bee-trace cannot honour: refuse it openly
+    instead of accepting a setting that would silently do nothing."""
+    def check(ctx: _Ctx, node: yaml.Node, key: str) -> bool:
+        value = v_bool(ctx, node, key)
+        if value != required:
+            raise ctx.err(node, key, f"must be {str(required).lower()}: {why}")
+        return value
+    return check
+
+
 def v_int(lo: int | None = None, hi: int | None = None) -> Validator:
     def check(ctx: _Ctx, node: yaml.Node, key: str) -> int:
         v = _scalar(ctx, node, key, (_T_INT,), "an integer")
@@ -485,7 +496,7 @@ _SCHEMA = v_section(
         "reporting": v_section(
             ReportingConfig,
             {
-                "include_stack_traces": v_bool,
+                "include_stack_traces": v_only(False, "stack traces are not collected"),
                 "max_events_per_type": v_int(0),
                 "severity_levels": v_severity_levels,
             },
@@ -505,7 +516,7 @@ _SCHEMA = v_section(
         "advanced": v_section(
             AdvancedConfig,
             {
-                "enable_core": v_bool,
+                "enable_core": v_only(True, "bee-trace's programs are CO-RE only"),
                 "ebpf_params": v_section(
                     EbpfParams,
                     {"stack_trace_depth": v_int(0, 127), "max_entries_per_map": v_int(1)},
@@ -513,7 +524,8 @@ _SCHEMA = v_section(
                 "min_kernel_version": v_version,
                 "experimental": v_section(
                     ExperimentalConfig,
-                    {"uprobe_monitoring": v_bool, "network_packet_inspection": v_bool},
+                    {"uprobe_monitoring": v_only(False, "not implemented"),
+                     "network_packet_inspection": v_only(False, "not implemented")},
                 ),
             },
         ),

@@ -60,6 +60,18 @@ def preflight() -> None:
     ensure_tracefs()
 
 
+def check_min_kernel(minimum: str, release: str | None = None) -> None:
+    """advanced.min_kernel_version: refuse to start on an older kernel."""
+    import platform
+    import re
+
+    release = release or platform.release()
+    have = tuple(int(x) for x in re.findall(r"\d+", release)[:3])
+    want = tuple(int(x) for x in re.findall(r"\d+", minimum)[:3])
+    if have < want:
+        raise SetupError(f"kernel {release} is older than advanced.min_kernel_version {minimum}")
+
+
 def tracepoint_exists(section: str) -> bool:
     """tp/<category>/<name> sections attach only where the event exists on this kernel."""
     parts = section.split("/")
@@ -84,6 +96,7 @@ class Kernel:
     ring_bulk_bytes: int = 16 << 20
     bulk_wake_bytes: int = 64 << 10
     block: bool = False
+    table_entries: int = 10000          # advanced.ebpf_params.max_entries_per_map
     coverage: list[ProgramStatus] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -99,6 +112,8 @@ class Kernel:
         self._obj = obj
         obj.map("ring_critical").set_max_entries(_ring_size(self.ring_critical_bytes))
         obj.map("ring_bulk").set_max_entries(_ring_size(self.ring_bulk_bytes))
+        for name in ("agg", "rate_buckets", "dns_socks"):
+            obj.map(name).set_max_entries(self.table_entries)
         for prog in obj.programs():
             groups = next((g for p, g in _PROGRAM_GROUPS.items() if prog.name.startswith(p)), set())
             if not groups & self.probes or (prog.name.startswith("block_") and not self.block):

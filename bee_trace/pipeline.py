@@ -14,7 +14,7 @@ from .classify import classify, env_secret_names, meets
 from .config import Config, default_config
 from .control import Backpressure, Governor, Tuning, WakeTuner, tuning_for
 from .decode import TEMPLATE_KEY, DecodeContext, Event, decode_record, iso_ts
-from .kernel import Kernel
+from .kernel import Kernel, check_min_kernel
 from .ringbuf import RingReader, RingSet
 
 Sink = Callable[[Event], None]
@@ -53,6 +53,7 @@ class Pipeline:
         self.sinks = sinks
         self.stats = Stats()
         self.ctx = DecodeContext()
+        self.ctx.procs.capacity = self.cfg.advanced.ebpf_params.max_entries_per_map
         self.tuning: Tuning = tuning_for(self.cfg, opts.profile)
         self.kernel = Kernel(
             probes=set(opts.probes),
@@ -60,6 +61,7 @@ class Pipeline:
             ring_bulk_bytes=opts.ring_bulk_bytes or self.tuning.ring_bulk_bytes,
             bulk_wake_bytes=self.tuning.wake_min,
             block=self.cfg.network.mode == "block",
+            table_entries=self.cfg.advanced.ebpf_params.max_entries_per_map,
         )
         self.bulk_timeout_s = self.tuning.bulk_timeout_s
         self.backpressure = Backpressure()
@@ -79,6 +81,7 @@ class Pipeline:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
+        check_min_kernel(self.cfg.advanced.min_kernel_version)
         files = self.cfg.files
         self.kernel.start(patterns.build_filter(list(files.watch_read) + list(files.watch_write)),
                           blocked=list(self.cfg.network.blocked_networks), bulk_idle=1,

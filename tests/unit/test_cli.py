@@ -43,3 +43,19 @@ def test_generate_round_trips_through_validate(tmp_path: Path, capsys) -> None:
     out = tmp_path / "gen.yml"
     assert cli.main(["config", "generate", "-o", str(out)]) == 0
     assert cli.main(["config", "validate", str(out)]) == 0
+
+
+def test_min_kernel_version_is_enforced() -> None:
+    from bee_trace.kernel import SetupError, check_min_kernel
+    check_min_kernel("4.18", "6.18.44-fc")
+    with pytest.raises(SetupError, match="older than"):
+        check_min_kernel("7.1", "6.18.44-fc")
+
+
+def test_unsupported_original_switches_are_refused(tmp_path: Path, capsys) -> None:
+    for text in ("reporting:\n  include_stack_traces: true\n", "advanced:\n  enable_core: false\n",
+                 "advanced:\n  experimental:\n    uprobe_monitoring: true\n"):
+        bad = tmp_path / "s.yml"
+        bad.write_text(text)
+        assert cli.main(["config", "validate", str(bad)]) == 2
+        assert "must be" in capsys.readouterr().err
