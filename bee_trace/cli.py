@@ -169,6 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .kernel import SetupError
     from .pipeline import Pipeline, PipelineOptions
     from .report import Report
+    from .sinks.buffered import BufferedSink
     from .sinks.jsonl import JsonLinesSink
     from .sinks.table import TableSink
 
@@ -189,16 +190,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     out_file = open(args.output, "w", encoding="utf-8") if args.output else None
     sinks: list[Any] = [_Visible(report.add, args.verbose, cfg)]
     jsonl: JsonLinesSink | None = None
+    # Output I/O goes through a bounded queue and a writer thread: a slow disk or terminal never
+    # stalls the ring draining (bulk overflow is counted; critical events wait for room).
+    buffered: list[BufferedSink] = []
     if args.format == "jsonl":
         jsonl = JsonLinesSink(out_file or sys.stdout)
-        sinks.append(_Visible(jsonl, args.verbose, cfg))
+        buffered.append(BufferedSink(_Visible(jsonl, args.verbose, cfg)))
     # The live table goes to --output for `--format table`, else to the terminal whenever the
     # chosen format is written to a file.
     table_stream = (out_file or sys.stdout) if args.format == "table" else (sys.stdout if out_file else None)
     if table_stream is not None:
-        sinks.append(_Visible(TableSink(table_stream, verbose=args.verbose, header=not args.no_header,
-                                        timestamp_format=args.timestamp_format, start_ns=start_ns),
-                              args.verbose, cfg))
+        buffered.append(BufferedSink(_Visible(
+            TableSink(table_stream, verbose=args.verbose, header=not args.no_header,
+                      timestamp_format=args.timestamp_format, start_ns=start_ns),
+            args.verbose, cfg)))
+    sinks.extend(buffered)
 
     pipeline = Pipeline(PipelineOptions(probes=probes, config=cfg, command=args.command,
                                         min_severity=args.filter_severity, profile=args.profile), sinks)
@@ -213,14 +219,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     for s in failed:
         print(f"bee-trace: warning: {s.section} not attached ({s.state})", file=sys.stderr)
     deadline = time.monotonic() + args.duration if args.duration else None
+    next_status = time.monotonic() + STATUS_INTERVAL_S
     try:
         while stop.signal is None and (deadline is None or time.monotonic() < deadline):
-            timeout = pipeline.bulk_timeout_s
+            timeout = None
             if deadline is not None:
-                timeout = max(0.0, min(timeout, deadline - time.monotonic()))
+                timeout = max(0.0, min(pipeline.bulk_timeout_s, deadline - time.monotonic()))
             pipeline.step(timeout)
+            if args.verbose and time.monotonic() >= next_status:
+                next_status = time.monotonic() + STATUS_INTERVAL_S
+                print(status_line(pipeline.loss_summary()), file=sys.stderr)
     finally:
         loss = pipeline.stop()
+        for sink in buffered:
+            sink.close()
     interrupted = stop.signal is not None and deadline is not None
     verdict = "interrupted" if interrupted else loss["verdict"]
     end_ns = time.time_ns()
@@ -240,6 +252,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(summary_line(report, loss, verdict), file=sys.stderr)
     _github_finish(report, args.output)
     return fail_on_exit_code(report, args.fail_on)
+
+
+STATUS_INTERVAL_S = 10.0
+
+
+def status_line(loss: dict[str, Any]) -> str:
+    """The live view of loss (with --verbose): what was read, dropped by cause, shed level."""
+    dropped = " ".join(f"{k}={v}" for k, v in loss["dropped"].items() if v)
+    return (f"bee-trace: status: {loss['output']} events shown, {loss['received']} records read, "
+            f"dropped: {dropped or 'none'}, verdict so far: {loss['verdict']}")
 
 
 def summary_line(report: Any, loss: dict[str, Any], verdict: str) -> str:

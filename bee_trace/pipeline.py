@@ -337,10 +337,12 @@ class Pipeline:
                 **{cause: int(drops[lane][i]) for i, cause in enumerate(R.DROP_CAUSES)},
             }
         dropped = {cause: sum(lanes[n][cause] for n in R.LANE_NAMES) for cause in R.DROP_CAUSES}
+        dropped["sink_overflow"] = sum(getattr(sink, "overflow", 0) for sink in self.sinks)
         # A gap the kernel did not count as ring-full would be a silent loss: treat it as one.
         uncounted = sum(max(0, lanes[n]["sequence_gaps"] - lanes[n]["ring_full"]) for n in R.LANE_NAMES)
         # Counts folded in the kernel but evicted before we read them are lost counts.
-        lost = dropped["ring_full"] + dropped["shed"] + uncounted + max(0, dropped["aggregated"] - self.agg_reported)
+        lost = (dropped["ring_full"] + dropped["shed"] + dropped["sink_overflow"] + uncounted
+                + max(0, dropped["aggregated"] - self.agg_reported))
         return {
             "inspected": int(per_cpu["inspected"].sum()),
             "candidates": int(per_cpu["candidates"].sum()),
