@@ -34,7 +34,8 @@ def _run_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--filter-severity", choices=SEVERITIES, default="low", help="minimum severity shown")
     p.add_argument("--no-header", action="store_true", help="no table header")
     p.add_argument("--timestamp-format", choices=("iso8601", "unix", "relative"), default="iso8601")
-    p.add_argument("--fail-on", choices=SEVERITIES, help="exit 1 when a finding of this severity or above occurred")
+    p.add_argument("--fail-on", choices=SEVERITIES + ("none",),
+                   help="exit 1 when a finding of this severity or above occurred")
     p.add_argument("--ready-file", help="create this file once the probes are attached")
     p.add_argument("--profile", choices=("max-coverage", "balanced", "max-performance"),
                    help="coverage/cost trade-off (default: performance.profile of the policy)")
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--format", choices=("markdown", "json", "csv"), default="markdown")
     rp.add_argument("--output", "-o")
     rp.add_argument("--config")
-    rp.add_argument("--fail-on", choices=SEVERITIES)
+    rp.add_argument("--fail-on", choices=SEVERITIES + ("none",))
     cp = sub.add_parser("config", help="generate or validate a policy file")
     csub = cp.add_subparsers(dest="config_cmd", required=True)
     gp = csub.add_parser("generate", help="print the commented default policy")

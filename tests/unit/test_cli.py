@@ -59,3 +59,14 @@ def test_unsupported_original_switches_are_refused(tmp_path: Path, capsys) -> No
         bad.write_text(text)
         assert cli.main(["config", "validate", str(bad)]) == 2
         assert "must be" in capsys.readouterr().err
+
+
+def test_report_fail_on_none_and_high(tmp_path: Path) -> None:
+    stream = tmp_path / "ev.jsonl"
+    stream.write_text('{"ts": "2026-01-01T00:00:00+00:00", "kind": "file", "severity": "critical", '
+                      '"rule": "file.ssh_key.read", "pid": 5, "comm": "cat", "path": "/h/.ssh/id_rsa", '
+                      '"access": "read"}\n')
+    assert cli.main(["report", str(stream), "--format", "json", "-o", str(tmp_path / "r.json"),
+                     "--fail-on", "none"]) == 0
+    assert cli.main(["report", str(stream), "--format", "json", "-o", str(tmp_path / "r.json"),
+                     "--fail-on", "high"]) == 1
