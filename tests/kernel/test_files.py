@@ -169,3 +169,19 @@ def test_cli_run_writes_jsonl_event(tmp_path: Path, home: Path) -> None:
     assert lines[-1]["kind"] == "summary" and lines[-1]["verdict"] == "complete"
     assert "verdict: complete" in err
 
+
+
+def test_invalid_utf8_name_is_valid_json_and_escaped(monitor, tmp_path: Path) -> None:
+    from bee_trace.sinks.jsonl import to_json_line
+
+    mon = monitor(FILE_ONLY)
+    raw = os.fsencode(str(tmp_path)) + b"/bad\xff\xfe.pem"
+    with open(raw, "wb") as f:
+        f.write(b"x")
+    subprocess.run([b"cat", raw], capture_output=True, check=True)
+    events = mon.wait_for(lambda e: e["kind"] == "file" and e["path"].endswith(".pem")
+                          and "bad" in e["path"])
+    assert events
+    line = to_json_line(events[0])
+    line.encode("utf-8")  # strict: no lone surrogates
+    assert json.loads(line)["path"].endswith("bad\\xff\\xfe.pem")
