@@ -53,6 +53,7 @@ SEVERITY_KEYS = (
     "secret_env_access",
 )
 KINDS = ("file", "network", "memory", "process")
+BULK_KINDS = ("network",)  # the kinds on the bulk lane: the only ones sampling/limits touch
 PROFILES = ("max-coverage", "balanced", "max-performance")
 MODES = ("audit", "block")
 
@@ -456,6 +457,9 @@ def v_per_kind(ctx: _Ctx, node: yaml.Node, key: str) -> dict[str, KindLimits]:
         path = f"{key}.{name}"
         if name not in KINDS:
             raise ctx.err(knode, path, f"unknown event kind (expected one of: {', '.join(KINDS)})")
+        if name not in BULK_KINDS:
+            raise ctx.err(knode, path, f"{name} events are security-critical and never sampled or "
+                                       f"rate-limited (per-kind limits apply to: {', '.join(BULK_KINDS)})")
         out[name] = _KIND_LIMITS(ctx, vnode, path)
     return out
 
@@ -607,7 +611,7 @@ _COMMENTS: dict[str, str] = {
     "performance.cpu_budget_percent": "Target CPU use of the monitor, percent of one core",
     "performance.profile": "max-coverage | balanced | max-performance",
     "performance.aggregation_window_ms": "Identical bulk events inside this window are counted, not sent (0 = off)",
-    "performance.per_kind": "Per-kind overrides, e.g. process: {sampling_rate: 0.5, max_events_per_second: 200}",
+    "performance.per_kind": "Per-kind overrides, bulk kinds only, e.g. network: {sampling_rate: 0.5, max_events_per_second: 200}",
     "advanced": "Advanced settings",
     "advanced.enable_core": "Use CO-RE (BTF) relocations",
     "advanced.ebpf_params": "eBPF program parameters",

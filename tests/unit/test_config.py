@@ -250,14 +250,13 @@ def test_generate_round_trips() -> None:
 def test_generate_round_trips_non_default_config() -> None:
     cfg = parse_config(
         "network:\n  blocked_ips: ['10.0.0.0/8']\n  mode: block\n"
-        "performance:\n  per_kind:\n    process: {sampling_rate: 0.5}\n",
+        "performance:\n  per_kind:\n    network: {sampling_rate: 0.5}\n",
         "a.yml",
     )
     again = parse_config(generate_default_config(cfg), "b.yml")
     assert again == cfg
-    assert again.performance.per_kind["process"] == KindLimits(sampling_rate=0.5)
-    assert again.performance.limits_for("process") == (0.5, 1000)
-    assert again.performance.limits_for("file") == (1.0, 1000)
+    assert again.performance.per_kind["network"] == KindLimits(sampling_rate=0.5)
+    assert again.performance.limits_for("network") == (0.5, 1000)
 
 
 def _err(text: str) -> ConfigError:
@@ -393,3 +392,8 @@ def test_to_dict_is_plain_data() -> None:
     d = Config().to_dict()
     assert isinstance(d["files"]["watch_read"], list)
     assert d["reporting"]["severity_levels"]["memory_access"] == "high"
+
+
+def test_per_kind_limits_refused_for_critical_kinds() -> None:
+    with pytest.raises(ConfigError, match="security-critical"):
+        parse_config("performance:\n  per_kind:\n    file: {sampling_rate: 0.5}\n", "p.yml")
