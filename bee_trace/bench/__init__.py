@@ -8,6 +8,9 @@ Rows (all in one run, medians over repeated trials):
   latency     kernel timestamp -> sink, p50/p95/p99
   resources   agent CPU idle / under load, RSS/USS, context switches/s, perf cache misses
   decode      per-record vs column-wise batch decode; eager vs batched wake-ups
+  flood       critical lane under a bulk flood: refused loopback connects as fast as one core
+              can (max-coverage profile, a deliberately small bulk ring) while a paced generator
+              opens a secret file at 200/s; bulk drops counted exactly, critical events all kept
 
 The load generator (loadgen.c) is compiled with `cc -O2` into a temp dir and pinned to CPU 1;
 the agent runs as its own process pinned to CPU 0 (the driver too)."""
@@ -27,13 +30,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import procstat
-from .runner import (Agent, Auditd, Bpftrace, Unavailable, closed_port, compile_loadgen,
+from .runner import (Agent, Auditd, Bpftrace, Loadgen, Unavailable, closed_port, compile_loadgen,
                      concrete_watch_paths, foreign_syscall_tracers, network_programs_built,
                      pin_self, run_loadgen)
 from .stats import fmt_num, fmt_rate, fmt_ratio, median, ratio, spread, text_table
 
-ROWS = ("openat", "connect", "throughput", "latency", "resources", "decode")
+ROWS = ("openat", "connect", "throughput", "latency", "resources", "decode", "flood")
 ALL_PROBES = ["file_monitor", "network_monitor", "memory_monitor"]
+FLOOD_COMM = "loadgen"           # the bulk flood's process name (the generator binary)
+CRIT_COMM = "loadgen-crit"       # the same binary under another name: the critical generator
 
 
 class Params:
@@ -56,6 +61,10 @@ class Params:
         self.wake_seconds = 2.0 if quick else 4.0
         self.clean_wait = 3.0 if quick else 10.0      # wait per trial for other tracers to go
         self.clean_budget = 20.0 if quick else 90.0   # total such waiting per row
+        self.flood_seconds = 10.0 if quick else 60.0
+        self.flood_crit_rate = 200                    # critical opens/s during the flood
+        self.flood_lead = 0.5                         # critical generator starts/ends inside the flood
+        self.flood_ring_bulk = 1 << 20                # bulk ring (max-coverage alone gives 16 MiB)
 
 
 class Bench:
@@ -399,6 +408,87 @@ class Bench:
         return out
 
 
+    # -- row 7: critical lane under a bulk flood ----------------------------------------------
+    def row_flood(self) -> dict[str, Any]:
+        if not self.net_built:
+            return {"unavailable": "no bulk-lane producer in this build (network monitor not built)"}
+        secs, lead, rate = self.p.flood_seconds, self.p.flood_lead, self.p.flood_crit_rate
+        crit_bin = self.tmp / CRIT_COMM
+        if not crit_bin.exists():
+            shutil.copy2(self.loadgen, crit_bin)
+        port = closed_port()
+        spec = {"patterns": "default", "probes": ALL_PROBES, "profile": "max-coverage",
+                "report_loopback": True, "unlimited": True,
+                "ring_bulk_bytes": self.p.flood_ring_bulk, "sink": os.devnull,
+                "latency_kinds": ["file"], "latency_comm": CRIT_COMM, "count_by_comm_kind": True}
+        self.log(f"flood: connects to 127.0.0.1:{port} for {secs:.0f} s, "
+                 f"critical opens at {rate}/s meanwhile")
+        with Agent(spec) as agent:
+            s0 = procstat.sample(agent.pid)
+            with Loadgen(self.loadgen, "flood", port, secs) as flood:
+                time.sleep(lead)
+                # Paced by sleeping (srate), on the flood's CPU: it takes ~nothing from the flood.
+                crit = run_loadgen(crit_bin, "srate", self.match_path, rate, secs - 2 * lead,
+                                   timeout=secs + 60)
+                gen = flood.result(timeout=secs + 60)
+            s1 = procstat.sample(agent.pid)
+            time.sleep(0.3)
+            res = agent.stop()
+        out = flood_accounting(res.get("summary", {}), res.get("by_comm_kind", {}), gen, crit)
+        out.update({"port": port, "crit_rate": rate, "crit_late_max_ns": crit.get("late_max_ns"),
+                    "rings": res.get("rings", {}), "agent": procstat.rates(s0, s1),
+                    "latency": res.get("latency", {}).get("file", {"n": 0}),
+                    "by_comm_kind": res.get("by_comm_kind", {})})
+        return out
+
+
+def flood_accounting(summary: dict[str, Any], by_comm_kind: dict[str, int],
+                     flood: dict[str, float], crit: dict[str, float],
+                     flood_comm: str = FLOOD_COMM, crit_comm: str = CRIT_COMM) -> dict[str, Any]:
+    """The flood row's numbers and checks from the agent's loss summary, its per-(comm, kind)
+    event counts and the two generators' outputs (`ops`, `seconds`).
+
+    Shed and policy-dropped records are refused before they take a sequence number; every other
+    attempt is numbered, so on the bulk lane attempted == emitted + ring_full must hold exactly,
+    the reader must have received every emitted record, and a sequence gap the kernel did not
+    count (uncounted_gaps) must never appear."""
+    lanes = summary.get("lanes") or {}
+    bulk, critl = lanes.get("bulk", {}), lanes.get("critical", {})
+    policy = sum(bulk.get(k, 0) for k in ("sampled", "rate_limited", "aggregated"))
+    offered = int(flood.get("ops", 0))
+    seconds = float(flood.get("seconds", 0.0))
+    attempted, emitted = bulk.get("attempted", 0), bulk.get("emitted", 0)
+    ring_full, shed = bulk.get("ring_full", 0), bulk.get("shed", 0)
+    issued = int(crit.get("ops", 0))
+    delivered_crit = by_comm_kind.get(f"{crit_comm}/file", 0)
+    return {
+        "seconds": seconds,
+        "crit_seconds": float(crit.get("seconds", 0.0)),
+        "offered_bulk": offered,
+        "offered_rate": offered / seconds if seconds else None,
+        "flood_cpu_ns_per_connect": flood.get("ns_per_op"),
+        "bulk": {"attempted": attempted, "emitted": emitted, "ring_full": ring_full, "shed": shed,
+                 "policy_drops": policy, "received": bulk.get("received", 0),
+                 "sequence_gaps": bulk.get("sequence_gaps", 0),
+                 "delivered": by_comm_kind.get(f"{flood_comm}/network", 0)},
+        "uncounted_gaps": summary.get("uncounted_gaps"),
+        "attempted_eq_emitted_plus_ring_full": attempted == emitted + ring_full,
+        "received_eq_emitted": bulk.get("received", 0) == emitted,
+        # Records numbered then dropped after the last one the reader saw on that CPU are counted
+        # as ring_full but cannot show as gaps: ring_full - sequence_gaps of them.
+        "ring_full_after_last_read": ring_full - bulk.get("sequence_gaps", 0),
+        # > 0: bulk records of other processes; < 0: flood connects the kernel never saw.
+        "accounted_minus_offered": attempted + shed + policy - offered,
+        "critical": {"issued": issued, "delivered": delivered_crit,
+                     "lost": issued - delivered_crit, "ring_full": critl.get("ring_full", 0),
+                     "sequence_gaps": critl.get("sequence_gaps", 0),
+                     "attempted": critl.get("attempted", 0), "emitted": critl.get("emitted", 0)},
+        "critical_zero_loss": delivered_crit == issued and critl.get("ring_full", 0) == 0,
+        "verdict": summary.get("verdict"),
+        "shed_raised": summary.get("shed_raised", 0),     # times backpressure raised the shed level
+    }
+
+
 class _PerfStat:
     """`perf stat -e cache-misses,cache-references -p PID` for a window, started now."""
 
@@ -579,7 +669,71 @@ def render(results: dict[str, Any]) -> str:
                     t.append([label, f"{x['ctxt_per_s']:.0f}", f"{x['cpu_percent']:.1f}%", _notes(x)])
             parts.append(text_table(["wake-up policy", "agent ctx switches/s", "agent CPU", "notes"], t,
                                     title=f"6b. wake-ups at {fmt_rate(w['rate'])} ev/s"))
+    if "flood" in rows:
+        r = rows["flood"]
+        if "unavailable" in r or "error" in r:
+            parts.append("### 7. critical lane under a bulk flood\n\n" + r.get("unavailable", r.get("error", "")))
+        else:
+            parts.append(text_table(["critical lane under a bulk flood", "value", "notes"],
+                                    flood_table(r), title=f"7. critical lane under a bulk flood "
+                                    f"({r['seconds']:.0f} s, profile max-coverage, all probes)"))
+            parts.append(flood_statement(r))
     return "\n\n".join(parts)
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def flood_table(r: dict[str, Any]) -> list[list[str]]:
+    """Rows (measure, value, notes) of the flood table from row_flood's result."""
+    b, c = r["bulk"], r["critical"]
+    ring = (r.get("rings") or {}).get("bulk")
+    lat = r.get("latency") or {}
+    p = (lambda k: "—" if not lat.get("n") else f"{lat[k] / 1e6:.2f}")
+    extra = r["accounted_minus_offered"]
+    return [
+        ["duration", f"{r['seconds']:.1f} s",
+         f"critical generator {r['crit_seconds']:.1f} s inside the flood"],
+        ["offered bulk ev/s", fmt_rate(r["offered_rate"]),
+         f"{fmt_num(r['offered_bulk'])} refused connects to 127.0.0.1, 1 process on CPU 1, "
+         f"{fmt_num(r['flood_cpu_ns_per_connect'])} ns CPU each"],
+        ["bulk ring", f"{ring >> 10} KiB" if ring else "—", "deliberately small, to overflow"],
+        ["bulk attempted (numbered)", fmt_num(b["attempted"]), "kernel per-CPU sequence numbers"],
+        ["bulk emitted", fmt_num(b["emitted"]), ""],
+        ["bulk delivered", fmt_num(b["delivered"]),
+         f"flood's events at the sink; reader received {fmt_num(b['received'])}"],
+        ["bulk ring_full", fmt_num(b["ring_full"]), ""],
+        ["bulk shed", fmt_num(b["shed"]),
+         f"backpressure, refused before numbering; shed level raised {r.get('shed_raised', 0)}×"],
+        ["bulk policy drops", fmt_num(b["policy_drops"]), "sampled + rate-limited + aggregated"],
+        ["bulk sequence gaps", fmt_num(b["sequence_gaps"]),
+         f"{fmt_num(r['ring_full_after_last_read'])} ring_full after the last record read"],
+        ["uncounted_gaps", fmt_num(r["uncounted_gaps"]), "must be 0"],
+        ["attempted == emitted + ring_full", _yes(r["attempted_eq_emitted_plus_ring_full"]),
+         f"{fmt_num(b['attempted'])} = {fmt_num(b['emitted'])} + {fmt_num(b['ring_full'])}"],
+        ["received == emitted", _yes(r["received_eq_emitted"]), ""],
+        ["attempted + shed + policy − offered", f"{extra:+,}",
+         "> 0: other processes' bulk records; < 0: connects never seen"],
+        ["critical issued / delivered", f"{fmt_num(c['issued'])} / {fmt_num(c['delivered'])}",
+         f"{r['crit_rate']}/s secret-file opens by {CRIT_COMM}; lost {fmt_num(c['lost'])}"],
+        ["critical ring_full", fmt_num(c["ring_full"]), ""],
+        ["critical latency p50 / p99 ms", f"{p('p50_ns')} / {p('p99_ns')}",
+         f"max {p('max_ns')} ms" if lat.get("n") else ""],
+        ["agent CPU", f"{r['agent'].get('cpu_percent', 0):.0f}%", "one core"],
+        ["verdict", str(r.get("verdict")), "degraded = bulk records were dropped (counted)"],
+    ]
+
+
+def flood_statement(r: dict[str, Any]) -> str:
+    rate = r.get("offered_rate") or 0
+    out = (f"critical lane: {'zero loss' if r['critical_zero_loss'] else 'LOSS'}; bulk drops "
+           f"{'all counted' if r['uncounted_gaps'] == 0 and r['attempted_eq_emitted_plus_ring_full'] else 'NOT all counted'}")
+    if rate < 1_000_000:
+        per = r.get("flood_cpu_ns_per_connect")
+        out += (f". 1,000,000 ev/s was not offered: one core of refused loopback connects reaches "
+                f"{fmt_rate(rate)} connects/s here" + (f" (≈ {per / 1e3:.1f} µs CPU each)" if per else ""))
+    return out
 
 
 def _notes(x: dict[str, Any]) -> str:

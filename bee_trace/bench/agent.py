@@ -73,6 +73,8 @@ def run(spec: dict[str, Any]) -> int:
     latencies: dict[str, list[int]] = {k: [] for k in lat_kinds}
     lanes: dict[str, list[int]] = {}
     by_comm: dict[str, int] = {}
+    # (comm, kind) counts, when asked (the flood row tells the generators' lanes apart with it)
+    by_comm_kind: dict[tuple[str, str], int] | None = {} if spec.get("count_by_comm_kind") else None
     sink_path = spec.get("sink", os.devnull)
     out = open(sink_path, "w", buffering=1 << 20)
     boottime = time.CLOCK_BOOTTIME
@@ -82,6 +84,9 @@ def run(spec: dict[str, Any]) -> int:
     def sink(ev: dict[str, Any]) -> None:
         now = clock(boottime)
         by_comm[ev["comm"]] = by_comm.get(ev["comm"], 0) + 1
+        if by_comm_kind is not None:
+            ck = (ev["comm"], ev["kind"])
+            by_comm_kind[ck] = by_comm_kind.get(ck, 0) + 1
         out.write(to_json_line(ev))  # the product's JSON Lines encoder
         lst = latencies.get(ev["kind"])
         if lst is not None and (lat_comm is None or ev["comm"] == lat_comm) and len(lst) < max_lat:
@@ -91,7 +96,9 @@ def run(spec: dict[str, Any]) -> int:
     # A pinned wake-up threshold means the adaptive tuner must not move it.
     opts = PipelineOptions(probes=set(spec.get("probes", ["file_monitor"])),
                            config=build_config(spec), profile=spec.get("profile"),
-                           adaptive=spec.get("bulk_wake_bytes") is None)
+                           adaptive=spec.get("bulk_wake_bytes") is None,
+                           ring_critical_bytes=spec.get("ring_critical_bytes"),
+                           ring_bulk_bytes=spec.get("ring_bulk_bytes"))
     pipeline = Pipeline(opts, sinks=[sink])
     if spec.get("bulk_wake_bytes") is not None:
         pipeline.kernel.bulk_wake_bytes = int(spec["bulk_wake_bytes"])
@@ -101,6 +108,8 @@ def run(spec: dict[str, Any]) -> int:
         print(json.dumps({"ready": False, "error": f"{type(e).__name__}: {e}"}), flush=True)
         return 1
     coverage = [dataclasses.asdict(c) for c in pipeline.kernel.coverage]
+    rings = {"critical": pipeline.kernel.ring_size("ring_critical"),
+             "bulk": pipeline.kernel.ring_size("ring_bulk")}
     print(json.dumps({"ready": True, "pid": os.getpid(), "coverage": coverage}), flush=True)
     while not stop:
         pipeline.step()
@@ -111,6 +120,9 @@ def run(spec: dict[str, Any]) -> int:
         "latency": {k: _pcts(v) for k, v in latencies.items()},
         "bulk_share": {k: (float(np.mean(v)) if v else None) for k, v in lanes.items()},
         "by_comm": dict(sorted(by_comm.items(), key=lambda kv: -kv[1])[:20]),
+        "by_comm_kind": {f"{c}/{k}": n for (c, k), n in
+                         sorted((by_comm_kind or {}).items(), key=lambda kv: -kv[1])[:40]},
+        "rings": rings,
     }
     print(json.dumps(result, default=str), flush=True)
     return 0

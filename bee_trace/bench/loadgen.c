@@ -5,6 +5,10 @@
  *   loadgen connect PORT N          N x connect(127.0.0.1:PORT) on a closed port; same output
  *   loadgen rate PATH RATE SECONDS  openat(PATH)+close at RATE per second, paced uniformly
  *   loadgen crate PORT RATE SECONDS connect(127.0.0.1:PORT) at RATE per second
+ *   loadgen srate PATH RATE SECONDS like rate, but sleeps until each operation is due instead of
+ *                                   spinning: for low rates on a CPU that other load shares
+ *   loadgen flood PORT SECONDS      connect(127.0.0.1:PORT) as fast as it can for SECONDS; prints
+ *                                   "ops=<n> seconds=<elapsed> ns_per_op=<cpu ns>"
  *
  * ns_per_op is this thread's CPU time (CLOCK_THREAD_CPUTIME_ID: user + system, including the BPF
  * programs run in its syscalls) per operation: time it spent preempted by other tasks on a shared
@@ -67,7 +71,7 @@ static void do_connect(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: loadgen open PATH N | connect PORT N | rate PATH RATE SECONDS | "
-			"crate PORT RATE SECONDS\n");
+			"crate PORT RATE SECONDS | srate PATH RATE SECONDS | flood PORT SECONDS\n");
 	exit(2);
 }
 
@@ -76,7 +80,7 @@ int main(int argc, char **argv)
 	if (argc < 4)
 		usage();
 	const char *mode = argv[1];
-	int is_net = !strcmp(mode, "connect") || !strcmp(mode, "crate");
+	int is_net = !strcmp(mode, "connect") || !strcmp(mode, "crate") || !strcmp(mode, "flood");
 
 	if (is_net) {
 		memset(&target, 0, sizeof(target));
@@ -103,17 +107,41 @@ int main(int argc, char **argv)
 		       (double)(t1 - t0) / (double)n);
 		return 0;
 	}
-	if (!strcmp(mode, "rate") || !strcmp(mode, "crate")) {
+	if (!strcmp(mode, "flood")) {
+		double seconds = atof(argv[3]);
+		if (seconds <= 0)
+			usage();
+		uint64_t n = 0, c0 = cpu_ns(), t0 = now_ns(), t1 = t0;
+		uint64_t end = t0 + (uint64_t)(seconds * 1e9);
+		/* The clock is read once per 64 connects (~170 us): it costs nothing next to them. */
+		while (t1 < end) {
+			for (int k = 0; k < 64; k++)
+				do_connect();
+			n += 64;
+			t1 = now_ns();
+		}
+		uint64_t c1 = cpu_ns();
+		printf("ops=%llu seconds=%.6f ns_per_op=%.3f\n", (unsigned long long)n,
+		       (double)(t1 - t0) / 1e9, (double)(c1 - c0) / (double)n);
+		return 0;
+	}
+	if (!strcmp(mode, "rate") || !strcmp(mode, "crate") || !strcmp(mode, "srate")) {
 		if (argc < 5)
 			usage();
 		double rate = atof(argv[3]), seconds = atof(argv[4]);
 		if (rate <= 0 || seconds <= 0)
 			usage();
+		int sleepy = !strcmp(mode, "srate");
 		uint64_t total = (uint64_t)(rate * seconds);
 		double interval = 1e9 / rate;
 		uint64_t late_max = 0, t0 = now_ns(), t;
 		for (uint64_t i = 0; i < total; i++) {
 			uint64_t due = t0 + (uint64_t)((double)i * interval);
+			if (sleepy && (t = now_ns()) < due) {
+				struct timespec ts = { .tv_sec = due / 1000000000ull,
+						       .tv_nsec = due % 1000000000ull };
+				clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+			}
 			while ((t = now_ns()) < due)
 				;
 			if (t - due > late_max)

@@ -49,17 +49,62 @@ def _on_cpu(cpu: int):  # preexec_fn
     return f
 
 
+def parse_kv(text: str) -> dict[str, float]:
+    """The generator's `key=value key=value` output as numbers."""
+    out: dict[str, float] = {}
+    for tok in text.split():
+        k, sep, v = tok.partition("=")
+        if sep:
+            out[k] = float(v)
+    return out
+
+
 def run_loadgen(binary: Path, *args: Any, cpu: int = LOAD_CPU, timeout: float = 120) -> dict[str, float]:
     """Run the generator pinned to `cpu`; returns its `key=value` output as numbers."""
     rc = subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True,
                         timeout=timeout, preexec_fn=_on_cpu(cpu))
     if rc.returncode != 0:
         raise RuntimeError(f"loadgen {args}: {rc.stderr.strip()}")
-    out: dict[str, float] = {}
-    for tok in rc.stdout.split():
-        k, _, v = tok.partition("=")
-        out[k] = float(v)
-    return out
+    return parse_kv(rc.stdout)
+
+
+class Loadgen:
+    """The generator running in the background (pinned to `cpu`) while the caller does something
+    else; `result()` waits for it and returns its output like run_loadgen. Stopped by its pid if
+    the caller leaves early."""
+
+    def __init__(self, binary: Path, *args: Any, cpu: int = LOAD_CPU) -> None:
+        self.args = args
+        self.proc: subprocess.Popen | None = subprocess.Popen(
+            [str(binary), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, preexec_fn=_on_cpu(cpu))
+
+    def result(self, timeout: float = 180) -> dict[str, float]:
+        proc = self.proc
+        assert proc is not None
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise RuntimeError(f"loadgen {self.args}: still running after {timeout:.0f} s")
+        self.proc = None
+        if proc.returncode != 0:
+            raise RuntimeError(f"loadgen {self.args}: exit {proc.returncode}: {err.strip()}")
+        return parse_kv(out)
+
+    def close(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+        self.proc = None
+
+    def __enter__(self) -> "Loadgen":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def closed_port() -> int:

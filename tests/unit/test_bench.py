@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from bee_trace import records as R
-from bee_trace.bench import parse_args, render
+from bee_trace.bench import flood_accounting, flood_statement, flood_table, parse_args, render
 from bee_trace.bench import procstat, stats
 from bee_trace.bench.agent import generated_patterns
 from bee_trace.bench.decodebench import columnar, numpy_only, per_record, synthetic_batch
-from bee_trace.bench.runner import bpftrace_script, concrete_watch_paths
+from bee_trace.bench.runner import bpftrace_script, concrete_watch_paths, parse_kv
 from bee_trace.patterns import build_filter, is_candidate
 
 
@@ -138,3 +138,73 @@ def test_render_reports_unavailable_rows():
     assert "network monitor not built" in text
     assert "| critical |      3 |    100 |    200 |    300 |" in text
     assert "no bulk-lane events" in text
+
+
+def test_parse_kv_reads_generator_output():
+    assert parse_kv("ops=3420544 seconds=10.000120 ns_per_op=2884.015\n") == {
+        "ops": 3420544.0, "seconds": 10.00012, "ns_per_op": 2884.015}
+    assert parse_kv("") == {} and parse_kv("noise ops=1") == {"ops": 1.0}
+
+
+def test_parse_args_accepts_the_flood_row_and_runs_it_by_default():
+    assert parse_args(["--rows", "flood"]).rows == ["flood"]
+    assert "flood" in parse_args([]).rows
+
+
+def _flood_summary(ring_full=900, gaps=850, emitted=100, crit_ring_full=0, uncounted=0, shed=0):
+    lane = {"sampled": 0, "rate_limited": 0, "aggregated": 0}
+    return {
+        "uncounted_gaps": uncounted, "verdict": "degraded", "shed_raised": 0,
+        "lanes": {
+            "bulk": {**lane, "attempted": emitted + ring_full, "emitted": emitted, "received": emitted,
+                     "ring_full": ring_full, "shed": shed, "sequence_gaps": gaps},
+            "critical": {**lane, "attempted": 402, "emitted": 402 - crit_ring_full, "received": 402,
+                         "ring_full": crit_ring_full, "shed": 0, "sequence_gaps": crit_ring_full},
+        },
+    }
+
+
+def test_flood_accounting_checks_every_bulk_drop_and_critical_delivery():
+    r = flood_accounting(_flood_summary(shed=30),
+                         {"loadgen/network": 100, "loadgen-crit/file": 400, "loadgen-crit/process": 1},
+                         {"ops": 1030, "seconds": 2.0, "ns_per_op": 2700.0}, {"ops": 400, "seconds": 1.9})
+    assert r["offered_rate"] == 515.0
+    assert r["bulk"]["delivered"] == 100 and r["bulk"]["shed"] == 30
+    assert r["attempted_eq_emitted_plus_ring_full"] and r["received_eq_emitted"]
+    assert r["ring_full_after_last_read"] == 50
+    assert r["accounted_minus_offered"] == 0            # 1000 numbered + 30 shed = 1030 connects
+    assert r["critical"] == {"issued": 400, "delivered": 400, "lost": 0, "ring_full": 0,
+                             "sequence_gaps": 0, "attempted": 402, "emitted": 402}
+    assert r["critical_zero_loss"]
+    assert "zero loss; bulk drops all counted" in flood_statement(r)
+    assert "1,000,000 ev/s was not offered" in flood_statement(r)
+
+
+def test_flood_accounting_flags_critical_loss_and_broken_bulk_arithmetic():
+    s = _flood_summary(crit_ring_full=2, uncounted=3)
+    s["lanes"]["bulk"]["emitted"] -= 1                    # a record neither emitted nor counted
+    r = flood_accounting(s, {"loadgen-crit/file": 398}, {"ops": 1000, "seconds": 1.0},
+                         {"ops": 400, "seconds": 1.0})
+    assert not r["attempted_eq_emitted_plus_ring_full"]
+    assert not r["critical_zero_loss"] and r["critical"]["lost"] == 2
+    text = flood_statement(r)
+    assert "LOSS" in text and "NOT all counted" in text
+
+
+def test_render_flood_row():
+    r = flood_accounting(_flood_summary(), {"loadgen/network": 100, "loadgen-crit/file": 400},
+                         {"ops": 1000, "seconds": 2.0, "ns_per_op": 2700.0}, {"ops": 400, "seconds": 1.9})
+    r.update({"crit_rate": 200, "rings": {"bulk": 1 << 20}, "agent": {"cpu_percent": 99.0},
+              "latency": {"n": 400, "p50_ns": 7e6, "p99_ns": 1.4e7, "max_ns": 1.5e7}})
+    rows = {row[0]: row for row in flood_table(r)}
+    assert rows["uncounted_gaps"][1] == "0"
+    assert rows["attempted == emitted + ring_full"][1:] == ["yes", "1000 = 100 + 900"]
+    assert rows["critical issued / delivered"][1] == "400 / 400"
+    assert rows["critical latency p50 / p99 ms"][1] == "7.00 / 14.00"
+    assert rows["bulk ring"][1] == "1024 KiB"
+    text = render({"meta": {"host": "h", "kernel": "k", "cpus": 2, "quick": True, "seconds": 1.0},
+                   "rows": {"flood": r}})
+    assert "### 7. critical lane under a bulk flood (2 s" in text
+    text = render({"meta": {"host": "h", "kernel": "k", "cpus": 2, "quick": True, "seconds": 1.0},
+                   "rows": {"flood": {"unavailable": "network monitor not built"}}})
+    assert "network monitor not built" in text
