@@ -152,10 +152,14 @@ class Kernel:
         self.set_settings(os.getpid() if self_tgid is None else self_tgid, **settings)
         self.attach()
 
-    def close(self) -> None:
+    def detach(self) -> None:
+        """Stop producing records; maps (rings, counters) stay readable until close()."""
         for link in self._links:
             link.destroy()
         self._links.clear()
+
+    def close(self) -> None:
+        self.detach()
         if self._obj:
             self._obj.close()
             self._obj = None

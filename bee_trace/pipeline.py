@@ -19,7 +19,10 @@ from .ringbuf import RingReader, RingSet
 
 Sink = Callable[[Event], None]
 IDLE_TIMEOUT_S = 0.25   # housekeeping tick while no bulk records flow
-TEMPLATE_CACHE = 4096   # decoded file events kept for repeated identical opens
+TEMPLATE_CACHE = 4096   # decoded events kept for repeated identical records
+DRAIN_BUDGET_S = 0.05   # longest stretch of reading before housekeeping runs again
+BULK_CHUNK = 128        # bulk records handled between two looks at the critical ring
+DNS_PORT = 53
 
 
 @dataclass
@@ -73,7 +76,8 @@ class Pipeline:
         self._bulk_idle = True
         self._last_bulk = 0.0
         self._templates: dict[tuple, Event] = {}
-        self._rejected: set[tuple] = set()
+        self._rejected: dict[tuple, str] = {}
+        self._last_reason = ""
         self._templates_by_pid: dict[int, list[tuple]] = {}
         self.rings: RingSet | None = None
         self.started_ns = 0
@@ -158,22 +162,38 @@ class Pipeline:
             if flush:
                 flush()
 
-    def drain(self) -> int:
+    def drain(self, budget_s: float | None = DRAIN_BUDGET_S) -> int:
+        """Read both rings: the critical one to empty, then one bounded bulk chunk, again and
+        again. Small bulk chunks keep critical latency low under a bulk flood; the time budget
+        hands control back to step() for housekeeping (backpressure, stop) even if the rings
+        never empty. budget_s None: until both are empty."""
         assert self.rings is not None
+        critical, bulk = self.rings.rings
+        deadline = None if budget_s is None else time.monotonic() + budget_s
         total = 0
         while True:
-            batches = self.rings.drain()
-            if not batches:
-                return total
-            for batch in batches:
-                total += len(batch)
+            n = 0
+            while True:
+                batch = critical.read_batch()
+                if not len(batch):
+                    break
+                n += len(batch)
                 self.handle_batch(batch)
+            batch = bulk.read_batch(BULK_CHUNK)
+            if len(batch):
+                n += len(batch)
+                self.handle_batch(batch)
+            total += n
+            if not n or (deadline is not None and time.monotonic() >= deadline):
+                return total
 
     def stop(self) -> dict[str, Any]:
-        """Final drain, then detach; returns the loss summary."""
+        """Detach the programs, read what they left in the rings, then the counters."""
         if self.stopped:
             return self._summary
-        self.drain()
+        self.kernel.detach()
+        if self.rings:
+            self.drain(budget_s=None)
         self.flush_aggregates()
         self.flush()
         self._summary = self.loss_summary()
@@ -185,52 +205,53 @@ class Pipeline:
 
     # -- processing --------------------------------------------------------------------------
     def handle_batch(self, batch: np.ndarray) -> None:
-        """Columns are pulled out once per batch; a file open already seen from the same process
-        (same path, flags, identity) reuses that event's decoded, confirmed and classified
-        template, so a flood of identical opens costs a dict copy and a timestamp each."""
+        """Columns are pulled out once per batch; a record that reports the same thing as one
+        already seen (same process, path or destination, flags) reuses that event's decoded,
+        confirmed and classified template, so a flood costs a dict copy and a timestamp each."""
         self.stats.received += len(batch)
         h = batch["h"]
         types = h["type"].tolist()
-        keys = _template_keys(batch) if R.EV_FILE in types else None
-        if keys is not None:
-            per_record = list(zip(h["ts_ns"].tolist(), h["tid"].tolist(), h["cpu"].tolist(),
-                                  h["seq"].tolist()))
+        keys = _template_keys(batch, types)
+        per_record = list(zip(h["ts_ns"].tolist(), h["tid"].tolist(), h["cpu"].tolist(),
+                              h["seq"].tolist()))
         for i, kind in enumerate(types):
-            key = keys[i] if keys is not None and kind == R.EV_FILE else None
+            key = keys[i]
             if key is not None:
                 template = self._templates.get(key)
                 if template is not None:
                     self._emit_from_template(template, *per_record[i])
                     continue
-                if key in self._rejected:
-                    self.stats.unconfirmed += 1
+                reason = self._rejected.get(key)
+                if reason is not None:
+                    self._reject(reason)
                     continue
             rec = batch[i]
             ev = decode_record(rec, self.ctx)
-            if kind in (R.EV_EXEC, R.EV_EXIT):
+            if kind in (R.EV_EXEC, R.EV_EXIT) or (ev is not None and ev.get("dns_query")):
+                # New exe/ancestry, or a DNS query that may change how destinations are named.
                 self._forget_templates(int(rec["h"]["tgid"]))
             if ev is None:
                 continue
-            shown = self.handle_event(ev)
+            reason = self.handle_event(ev)
             if key is not None:
-                self._remember(key, ev if shown else None)
+                self._remember(key, ev, reason)
 
-    def _remember(self, key: tuple, ev: Event | None) -> None:
+    def _remember(self, key: tuple, ev: Event, reason: str | None) -> None:
         if len(self._templates) + len(self._rejected) >= TEMPLATE_CACHE:
             self._templates.clear()
             self._rejected.clear()
             self._templates_by_pid.clear()
-        if ev is None:
-            self._rejected.add(key)
-        else:
+        if reason is None:
             self._templates[key] = ev
-        self._templates_by_pid.setdefault(key[0], []).append(key)
+        else:
+            self._rejected[key] = reason
+        self._templates_by_pid.setdefault(key[1], []).append(key)
 
     def _forget_templates(self, tgid: int) -> None:
         """exec/exit change what a pid's events say (exe, cmdline, ancestry)."""
         for key in self._templates_by_pid.pop(tgid, ()):
             self._templates.pop(key, None)
-            self._rejected.discard(key)
+            self._rejected.pop(key, None)
 
     def _emit_from_template(self, template: Event, boot_ns: int, tid: int, cpu: int, seq: int) -> None:
         ev = dict(template)
@@ -263,16 +284,21 @@ class Pipeline:
             self.handle_event(ev)
         self._agg_seen = seen
 
-    def handle_event(self, ev: Event) -> bool:
-        """Confirm, classify, filter, emit; True when the event was shown."""
+    def handle_event(self, ev: Event) -> str | None:
+        """Confirm, classify, filter, emit; None when shown, else why not (a Stats field)."""
         if not self.confirm(ev):
-            return False
+            return self._last_reason
         classify(ev, self.cfg)
         if not meets(ev["severity"], self.opts.min_severity):
-            self.stats.below_severity += 1
-            return False
+            self._reject("below_severity")
+            return "below_severity"
         self.emit(ev)
-        return True
+        return None
+
+    def _reject(self, reason: str) -> bool:
+        setattr(self.stats, reason, getattr(self.stats, reason) + 1)
+        self._last_reason = reason
+        return False
 
     def emit(self, ev: Event) -> None:
         self.stats.output += 1
@@ -283,8 +309,7 @@ class Pipeline:
     def confirm(self, ev: Event) -> bool:
         """Exact policy checks the kernel's superset filter cannot make."""
         if self.opts.command and self.opts.command not in ev["comm"]:
-            self.stats.excluded += 1
-            return False
+            return self._reject("excluded")
         kind = ev["kind"]
         if kind == "file":
             return self._confirm_file(ev)
@@ -296,22 +321,19 @@ class Pipeline:
         files = self.cfg.files
         path = ev["path"].removeprefix("…")
         if files.exclude_set.match(path):
-            self.stats.excluded += 1
-            return False
+            return self._reject("excluded")
         pattern = files.read_set.match(path)
         if ev["access"] == "write":
             pattern = files.write_set.match(path) or pattern
         if not pattern:
-            self.stats.unconfirmed += 1
-            return False
+            return self._reject("unconfirmed")
         ev["pattern"] = pattern
         return True
 
     def _confirm_memory(self, ev: Event) -> bool:
         mem = self.cfg.memory
         if not mem.alert_on_memory_access or ev["comm"] in mem.exclude_processes:
-            self.stats.excluded += 1
-            return False
+            return self._reject("excluded")
         if ev.get("technique") == "proc_environ":
             try:
                 with open(f"/proc/{ev['target_pid']}/environ", "rb") as f:
@@ -381,12 +403,27 @@ def _summary_record(key: np.void, value: np.void) -> np.void:
     return rec[0]
 
 
-def _template_keys(batch: np.ndarray) -> list[tuple | None]:
-    """Per record, what makes two file opens report the same thing; None where no template may
-    be used (relative paths depend on the cwd at the time)."""
-    h, f = batch["h"], batch["u"]["file"]
-    paths = f["path"].view("S256").tolist()
-    cols = zip(h["tgid"].tolist(), h["uid"].tolist(), h["ppid"].tolist(), h["cgroup_id"].tolist(),
-               h["comm"].tolist(), h["flags"].tolist(), f["path_len"].tolist(), paths)
-    return [None if not p.startswith(b"/") else (tgid, uid, ppid, cg, comm, flags, plen, p)
-            for tgid, uid, ppid, cg, comm, flags, plen, p in cols]
+def _template_keys(batch: np.ndarray, types: list[int]) -> list[tuple | None]:
+    """Per record, what makes two records report the same thing (type and tgid first); None
+    where no template may be used: relative paths depend on the cwd at the time, DNS sends on
+    their payload, and other record types are rare or change state."""
+    keys: list[tuple | None] = [None] * len(types)
+    has_file, has_net = R.EV_FILE in types, R.EV_NET in types
+    if not (has_file or has_net):
+        return keys
+    h = batch["h"]
+    ident = list(zip(types, h["tgid"].tolist(), h["uid"].tolist(), h["ppid"].tolist(),
+                     h["cgroup_id"].tolist(), h["comm"].tolist(), h["flags"].tolist()))
+    if has_file:
+        f = batch["u"]["file"]
+        for i, (plen, path) in enumerate(zip(f["path_len"].tolist(), f["path"].view("S256").tolist())):
+            if types[i] == R.EV_FILE and path.startswith(b"/"):
+                keys[i] = ident[i] + (plen, path)
+    if has_net:
+        n = batch["u"]["net"]
+        cols = zip(n["family"].tolist(), n["dport"].tolist(), n["protocol"].tolist(),
+                   n["action"].tolist(), n["syscall"].tolist(), n["daddr"].view("S16").tolist())
+        for i, (fam, dport, proto, action, nr, daddr) in enumerate(cols):
+            if types[i] == R.EV_NET and dport != DNS_PORT:
+                keys[i] = ident[i] + (fam, dport, proto, action, nr, daddr)
+    return keys

@@ -104,7 +104,8 @@ class RingReader:
 
 class RingSet:
     """The critical and bulk rings behind one epoll. Critical records wake us at once; bulk ones
-    are read after a backlog wake-up or when the timeout (the bulk latency bound) passes."""
+    are read after a backlog wake-up or when the timeout (the bulk latency bound) passes.
+    The reading order between them is the pipeline's (Pipeline.drain)."""
 
     def __init__(self, rings: list[RingReader]) -> None:
         self.rings = rings
@@ -114,15 +115,6 @@ class RingSet:
 
     def wait(self, timeout_s: float) -> None:
         self._ep.poll(timeout_s)
-
-    def drain(self, max_records: int = 1 << 16) -> list[np.ndarray]:
-        """One batch from each ring (critical first); empty arrays are dropped."""
-        out = []
-        for r in self.rings:
-            batch = r.read_batch(max_records)
-            if len(batch):
-                out.append(batch)
-        return out
 
     def close(self) -> None:
         self._ep.close()

@@ -53,3 +53,38 @@ def test_exec_forgets_the_process_templates() -> None:
     assert len(pl._templates) == 1
     pl._forget_templates(os.getpid())
     assert not pl._templates
+
+
+def _net_batch(n: int, tgid: int, dport: int = 443, payload: bytes = b"") -> np.ndarray:
+    b = np.zeros(n, dtype=R.event_dtype)
+    b["h"]["type"] = R.EV_NET
+    b["h"]["lane"] = R.LANE_BULK
+    b["h"]["tgid"] = tgid
+    b["h"]["tid"] = tgid
+    b["h"]["comm"] = b"curl"
+    b["h"]["seq"] = np.arange(1, n + 1)
+    b["h"]["ts_ns"] = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    net = b["u"]["net"]
+    net["family"] = 2
+    net["dport"] = dport
+    net["protocol"] = 17 if dport == 53 else 6
+    for i in range(n):
+        b[i]["u"]["net"]["daddr"] = bytes([93, 184, 216, 34]).ljust(16, b"\0")
+        if payload:
+            b[i]["u"]["net"]["payload"] = payload.ljust(64, b"\0")[:64]
+    net["payload_len"] = len(payload)
+    return b
+
+
+def test_identical_connects_reuse_one_template_and_dns_query_forgets_it() -> None:
+    out: list[dict] = []
+    pl = Pipeline(PipelineOptions(probes={"network_monitor"}), [out.append])
+    pl.handle_batch(_net_batch(3, os.getpid()))
+    assert len(out) == 3 and len(pl._templates) == 1
+    lines = [json.loads(to_json_line(e)) for e in out]
+    assert all(line["daddr"] == "93.184.216.34" and line["dport"] == 443 for line in lines)
+    assert [line["seq"] for line in lines] == [1, 2, 3]
+    import struct
+    query = struct.pack(">HHHHHH", 1, 0x100, 1, 0, 0, 0) + b"\x07example\x04test\x00\x00\x01\x00\x01"
+    pl.handle_batch(_net_batch(1, os.getpid(), dport=53, payload=query))
+    assert not pl._templates  # the process's destinations may now be named differently
