@@ -137,3 +137,13 @@ def test_audit_mode_reports_blocked_destination_without_refusing(monitor) -> Non
     events = mon.wait_for(lambda e: e["kind"] == "network" and e["daddr"] == "127.0.0.2")
     assert events and events[0]["action"] == "allowed" and events[0]["blocklisted"] is True
     assert events[0]["severity"] == "high" and events[0]["lane"] == "critical"
+
+
+def test_max_entries_per_map_sizes_the_tables(monitor) -> None:
+    cfg = _config()
+    adv = dataclasses.replace(cfg.advanced, ebpf_params=dataclasses.replace(
+        cfg.advanced.ebpf_params, max_entries_per_map=512))
+    mon = monitor({"network_monitor"}, config=dataclasses.replace(cfg, advanced=adv))
+    k = mon.pipeline.kernel
+    assert [k._obj.map(m).max_entries for m in ("agg", "rate_buckets", "dns_socks")] == [512] * 3
+    assert mon.pipeline.ctx.procs.capacity == 512

@@ -147,3 +147,27 @@ def test_hostile_name_escaped_in_every_format(tmp_path: Path) -> None:
             assert all("\n" not in cell for row in rows for cell in row)
         if fmt == "json":
             assert any(e.get("path") == str(target) for e in json.loads(rep)["events"])
+
+
+def test_run_writes_markdown_and_json_reports(tmp_path: Path) -> None:
+    key = tmp_path / "id_ed25519"
+    key.write_text("k")
+    reader = tmp_path / "beereport"
+    shutil.copy("/bin/cat", reader)
+
+    def act() -> None:
+        subprocess.run([str(reader), str(key)], check=True, capture_output=True)
+        time.sleep(0.3)
+
+    md = tmp_path / "report.md"
+    res = _run_agent(tmp_path, ["--format", "markdown", "--output", str(md), "--duration", "2",
+                                "--command", "beereport"], act)
+    assert res.returncode == 0, res.stderr
+    text = md.read_text()
+    assert "id\\_ed25519" in text and "Coverage and loss" in text
+    js = tmp_path / "report.json"
+    res = _run_agent(tmp_path, ["--format", "json", "--output", str(js), "--duration", "2",
+                                "--command", "beereport"], act)
+    doc = json.loads(js.read_text())
+    assert doc["verdict"] == "complete" and doc["summary"]["by_kind"] == {"file": 1}
+    assert doc["metadata"]["probe_types"] == ["file_monitor"] and doc["loss"]["dropped"]["ring_full"] == 0
