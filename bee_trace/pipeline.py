@@ -16,13 +16,13 @@ from .control import Backpressure, Governor, Tuning, WakeTuner, tuning_for
 from .decode import TEMPLATE_KEY, DecodeContext, Event, decode_record, iso_ts
 from .kernel import Kernel, check_min_kernel
 from .ringbuf import RingReader, RingSet
+from .templates import TemplateCache, template_keys
 
 Sink = Callable[[Event], None]
 IDLE_TIMEOUT_S = 0.25   # housekeeping tick while no bulk records flow
 TEMPLATE_CACHE = 4096   # decoded events kept for repeated identical records
 DRAIN_BUDGET_S = 0.05   # longest stretch of reading before housekeeping runs again
 BULK_CHUNK = 128        # bulk records handled between two looks at the critical ring
-DNS_PORT = 53
 
 
 @dataclass
@@ -75,10 +75,8 @@ class Pipeline:
         self._next_agg_flush = 0.0
         self._bulk_idle = True
         self._last_bulk = 0.0
-        self._templates: dict[tuple, Event] = {}
-        self._rejected: dict[tuple, str] = {}
+        self.templates = TemplateCache(TEMPLATE_CACHE)
         self._last_reason = ""
-        self._templates_by_pid: dict[int, list[tuple]] = {}
         self.rings: RingSet | None = None
         self.started_ns = 0
         self.stopped = False
@@ -211,17 +209,17 @@ class Pipeline:
         self.stats.received += len(batch)
         h = batch["h"]
         types = h["type"].tolist()
-        keys = _template_keys(batch, types)
+        keys = template_keys(batch, types)
         per_record = list(zip(h["ts_ns"].tolist(), h["tid"].tolist(), h["cpu"].tolist(),
                               h["seq"].tolist()))
         for i, kind in enumerate(types):
             key = keys[i]
             if key is not None:
-                template = self._templates.get(key)
+                template = self.templates.templates.get(key)
                 if template is not None:
                     self._emit_from_template(template, *per_record[i])
                     continue
-                reason = self._rejected.get(key)
+                reason = self.templates.rejected.get(key)
                 if reason is not None:
                     self._reject(reason)
                     continue
@@ -229,29 +227,12 @@ class Pipeline:
             ev = decode_record(rec, self.ctx)
             if kind in (R.EV_EXEC, R.EV_EXIT) or (ev is not None and ev.get("dns_query")):
                 # New exe/ancestry, or a DNS query that may change how destinations are named.
-                self._forget_templates(int(rec["h"]["tgid"]))
+                self.templates.forget(int(rec["h"]["tgid"]))
             if ev is None:
                 continue
             reason = self.handle_event(ev)
             if key is not None:
-                self._remember(key, ev, reason)
-
-    def _remember(self, key: tuple, ev: Event, reason: str | None) -> None:
-        if len(self._templates) + len(self._rejected) >= TEMPLATE_CACHE:
-            self._templates.clear()
-            self._rejected.clear()
-            self._templates_by_pid.clear()
-        if reason is None:
-            self._templates[key] = ev
-        else:
-            self._rejected[key] = reason
-        self._templates_by_pid.setdefault(key[1], []).append(key)
-
-    def _forget_templates(self, tgid: int) -> None:
-        """exec/exit change what a pid's events say (exe, cmdline, ancestry)."""
-        for key in self._templates_by_pid.pop(tgid, ()):
-            self._templates.pop(key, None)
-            self._rejected.pop(key, None)
+                self.templates.remember(key, ev, reason)
 
     def _emit_from_template(self, template: Event, boot_ns: int, tid: int, cpu: int, seq: int) -> None:
         ev = dict(template)
@@ -401,29 +382,3 @@ def _summary_record(key: np.void, value: np.void) -> np.void:
     off = R.header_dtype.itemsize
     raw[off:off + 96] = np.frombuffer(bytes(value["sample"]), dtype=np.uint8)
     return rec[0]
-
-
-def _template_keys(batch: np.ndarray, types: list[int]) -> list[tuple | None]:
-    """Per record, what makes two records report the same thing (type and tgid first); None
-    where no template may be used: relative paths depend on the cwd at the time, DNS sends on
-    their payload, and other record types are rare or change state."""
-    keys: list[tuple | None] = [None] * len(types)
-    has_file, has_net = R.EV_FILE in types, R.EV_NET in types
-    if not (has_file or has_net):
-        return keys
-    h = batch["h"]
-    ident = list(zip(types, h["tgid"].tolist(), h["uid"].tolist(), h["ppid"].tolist(),
-                     h["cgroup_id"].tolist(), h["comm"].tolist(), h["flags"].tolist()))
-    if has_file:
-        f = batch["u"]["file"]
-        for i, (plen, path) in enumerate(zip(f["path_len"].tolist(), f["path"].view("S256").tolist())):
-            if types[i] == R.EV_FILE and path.startswith(b"/"):
-                keys[i] = ident[i] + (plen, path)
-    if has_net:
-        n = batch["u"]["net"]
-        cols = zip(n["family"].tolist(), n["dport"].tolist(), n["protocol"].tolist(),
-                   n["action"].tolist(), n["syscall"].tolist(), n["daddr"].view("S16").tolist())
-        for i, (fam, dport, proto, action, nr, daddr) in enumerate(cols):
-            if types[i] == R.EV_NET and dport != DNS_PORT:
-                keys[i] = ident[i] + (fam, dport, proto, action, nr, daddr)
-    return keys

@@ -79,7 +79,6 @@ def run(spec: dict[str, Any]) -> int:
     out = open(sink_path, "w", buffering=1 << 20)
     boottime = time.CLOCK_BOOTTIME
     clock = time.clock_gettime_ns
-    dumps = json.dumps
 
     def sink(ev: dict[str, Any]) -> None:
         now = clock(boottime)

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -232,6 +231,9 @@ def test_connect_flood_does_not_hide_memory_read(monitor, worker):
     # sequence gaps; in-kernel aggregation may fold identical connects into counted summaries).
     assert net, summary
     assert summary["uncounted_gaps"] == 0, summary
+    # Every numbered bulk record was committed or counted as ring-full (a record or two of other
+    # processes may be between numbering and commit while we read).
+    assert 0 <= bulk["attempted"] - bulk["emitted"] - bulk["ring_full"] <= 2, summary
     # The critical lane's own accounting is exact too (its records are system-wide lifecycle
     # and memory events, so its volume depends on what else runs on the machine).
     crit = summary["lanes"]["critical"]

@@ -50,9 +50,9 @@ def test_exec_forgets_the_process_templates() -> None:
     out: list[dict] = []
     pl = Pipeline(PipelineOptions(probes={"file_monitor"}), [out.append])
     pl.handle_batch(_batch([b"/k/id_rsa"], os.getpid()))
-    assert len(pl._templates) == 1
-    pl._forget_templates(os.getpid())
-    assert not pl._templates
+    assert len(pl.templates.templates) == 1
+    pl.templates.forget(os.getpid())
+    assert not pl.templates.templates
 
 
 def _net_batch(n: int, tgid: int, dport: int = 443, payload: bytes = b"") -> np.ndarray:
@@ -80,11 +80,11 @@ def test_identical_connects_reuse_one_template_and_dns_query_forgets_it() -> Non
     out: list[dict] = []
     pl = Pipeline(PipelineOptions(probes={"network_monitor"}), [out.append])
     pl.handle_batch(_net_batch(3, os.getpid()))
-    assert len(out) == 3 and len(pl._templates) == 1
+    assert len(out) == 3 and len(pl.templates.templates) == 1
     lines = [json.loads(to_json_line(e)) for e in out]
     assert all(line["daddr"] == "93.184.216.34" and line["dport"] == 443 for line in lines)
     assert [line["seq"] for line in lines] == [1, 2, 3]
     import struct
     query = struct.pack(">HHHHHH", 1, 0x100, 1, 0, 0, 0) + b"\x07example\x04test\x00\x00\x01\x00\x01"
     pl.handle_batch(_net_batch(1, os.getpid(), dport=53, payload=query))
-    assert not pl._templates  # the process's destinations may now be named differently
+    assert not pl.templates.templates  # the process's destinations may now be named differently
