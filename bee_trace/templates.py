@@ -15,11 +15,11 @@ DNS_PORT = 53
 class TemplateCache:
     def __init__(self, capacity: int = 4096) -> None:
         self.capacity = capacity
-        self.templates: dict[tuple, Event] = {}
-        self.rejected: dict[tuple, str] = {}
-        self._by_pid: dict[int, list[tuple]] = {}
+        self.templates: dict[bytes, Event] = {}
+        self.rejected: dict[bytes, str] = {}
+        self._by_pid: dict[int, list[bytes]] = {}
 
-    def remember(self, key: tuple, ev: Event, reason: str | None) -> None:
+    def remember(self, key: bytes, tgid: int, ev: Event, reason: str | None) -> None:
         """Keep the shown event, or why it was not shown (a Stats field name)."""
         if len(self.templates) + len(self.rejected) >= self.capacity:
             self.templates.clear()
@@ -29,7 +29,7 @@ class TemplateCache:
             self.templates[key] = ev
         else:
             self.rejected[key] = reason
-        self._by_pid.setdefault(key[1], []).append(key)
+        self._by_pid.setdefault(tgid, []).append(key)
 
     def forget(self, tgid: int) -> None:
         """exec/exit change what a pid's events say (exe, cmdline, ancestry); so can a DNS query
@@ -39,27 +39,35 @@ class TemplateCache:
             self.rejected.pop(key, None)
 
 
-def template_keys(batch: np.ndarray, types: list[int]) -> list[tuple | None]:
-    """Per record, what makes two records report the same thing (type and tgid first); None
-    where no template may be used: relative paths depend on the cwd at the time, DNS sends on
-    their payload, and other record types are rare or change state."""
-    keys: list[tuple | None] = [None] * len(types)
-    has_file, has_net = R.EV_FILE in types, R.EV_NET in types
-    if not (has_file or has_net):
-        return keys
+# Bytes of a record that differ between records reporting the same thing: lane, cpu, seq,
+# ts_ns and tid in the header. They are zeroed before the rest is used as the key.
+_PER_RECORD_BYTES = [(1, 2), (4, 24), (28, 32)]
+_HDR = R.header_dtype.itemsize
+_NET_LEN = R.net_dtype.itemsize
+_PATH_OFF = R.file_dtype.fields["path"][1]
+
+
+def template_keys(batch: np.ndarray, types: list[int]) -> tuple[list[bytes | None], list[int]]:
+    """Per record, the bytes that say what it reports (None where no template may be used:
+    relative paths depend on the cwd at the time, DNS sends on their payload, other record types
+    are rare or change state), and its tgid. Built with whole-batch numpy operations."""
+    n = len(types)
     h = batch["h"]
-    ident = list(zip(types, h["tgid"].tolist(), h["uid"].tolist(), h["ppid"].tolist(),
-                     h["cgroup_id"].tolist(), h["comm"].tolist(), h["flags"].tolist()))
-    if has_file:
-        f = batch["u"]["file"]
-        for i, (plen, path) in enumerate(zip(f["path_len"].tolist(), f["path"].view("S256").tolist())):
-            if types[i] == R.EV_FILE and path.startswith(b"/"):
-                keys[i] = ident[i] + (plen, path)
-    if has_net:
-        n = batch["u"]["net"]
-        cols = zip(n["family"].tolist(), n["dport"].tolist(), n["protocol"].tolist(),
-                   n["action"].tolist(), n["syscall"].tolist(), n["daddr"].view("S16").tolist())
-        for i, (fam, dport, proto, action, nr, daddr) in enumerate(cols):
-            if types[i] == R.EV_NET and dport != DNS_PORT:
-                keys[i] = ident[i] + (fam, dport, proto, action, nr, daddr)
-    return keys
+    typ = h["type"]
+    use = np.zeros(n, dtype=bool)
+    raw = batch.view(np.uint8).reshape(n, -1)
+    is_file = typ == R.EV_FILE
+    if is_file.any():
+        use |= is_file & (raw[:, _HDR + _PATH_OFF] == ord("/"))
+    is_net = typ == R.EV_NET
+    if is_net.any():
+        use |= is_net & (batch["u"]["net"]["dport"] != DNS_PORT)
+    tgids = h["tgid"].tolist()
+    if not use.any():
+        return [None] * n, tgids
+    raw = raw.copy()
+    for lo, hi in _PER_RECORD_BYTES:
+        raw[:, lo:hi] = 0
+    raw[is_net, _HDR + _NET_LEN:] = 0  # unused union bytes of network records are stale memory
+    keys = raw.view(f"V{raw.shape[1]}").ravel().tolist()
+    return [k if u else None for k, u in zip(keys, use.tolist())], tgids

@@ -47,8 +47,8 @@ class Params:
         self.trials = 5 if quick else 11             # loadgen trials per configuration and side
         self.ops = 50_000 if quick else 100_000       # openat per trial
         self.connect_ops = 20_000 if quick else 50_000
-        self.rates = ([5_000, 10_000, 20_000, 50_000, 100_000, 400_000] if quick else
-                      [2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 400_000])
+        self.rates = ([5_000, 10_000, 50_000, 200_000, 500_000] if quick else
+                      [2_000, 10_000, 50_000, 100_000, 200_000, 400_000, 500_000, 600_000, 800_000])
         self.rate_seconds = 1.0 if quick else 3.0
         self.rate_trials = 1 if quick else 3
         self.latency_rate = 200

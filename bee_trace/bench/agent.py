@@ -56,7 +56,8 @@ def run(spec: dict[str, Any]) -> int:
     if cpu is not None:
         os.sched_setaffinity(0, {int(cpu)})
     from ..pipeline import Pipeline, PipelineOptions
-    from ..sinks.jsonl import to_json_line
+    from ..sinks import Run
+    from ..sinks.jsonl import run_lines, to_json_line
 
     stop = False
 
@@ -91,6 +92,23 @@ def run(spec: dict[str, Any]) -> int:
         if lst is not None and (lat_comm is None or ev["comm"] == lat_comm) and len(lst) < max_lat:
             lst.append(now - ev["boot_ns"])
             lanes.setdefault(ev["kind"], []).append(ev.get("lane") == "bulk")
+
+    def sink_run(run: Run) -> None:
+        """A run of records sharing one template: written like the product's JSON Lines sink."""
+        now = clock(boottime)
+        t = run.template
+        n = len(run.rows)
+        by_comm[t["comm"]] = by_comm.get(t["comm"], 0) + n
+        if by_comm_kind is not None:
+            ck = (t["comm"], t["kind"])
+            by_comm_kind[ck] = by_comm_kind.get(ck, 0) + n
+        out.write(run_lines(run))
+        lst = latencies.get(t["kind"])
+        if lst is not None and (lat_comm is None or t["comm"] == lat_comm) and len(lst) < max_lat:
+            lst.extend(now - row[0] for row in run.rows[:max_lat - len(lst)])
+            lanes.setdefault(t["kind"], []).extend([t.get("lane") == "bulk"] * n)
+
+    sink.emit_run = sink_run  # type: ignore[attr-defined]
 
     # A pinned wake-up threshold means the adaptive tuner must not move it.
     opts = PipelineOptions(probes=set(spec.get("probes", ["file_monitor"])),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
-from ..decode import PER_RECORD_FIELDS, TEMPLATE_KEY
+from ..decode import PER_RECORD_FIELDS, TEMPLATE_KEY, iso_ts
 from ..escape import json_safe_obj
+from . import Run
 
 # Internal bookkeeping fields that are not part of the event contract.
 _INTERNAL = ("boot_ns", TEMPLATE_KEY)
@@ -30,16 +31,35 @@ def _dumps(obj: dict[str, Any]) -> str:
     return line
 
 
-def _from_template(ev: dict[str, Any], template: dict[str, Any]) -> str:
-    """Events copied from one template share every field but the per-record ones: serialise
-    the shared part once and append the rest."""
+def _prefix(template: dict[str, Any]) -> str:
+    """Events copied from one template share every field but the per-record ones: the shared
+    part is serialised once (without its closing brace) and kept on the template."""
     prefix = template.get(_PREFIX_KEY)
     if prefix is None:
         static = {k: v for k, v in template.items()
                   if k not in _INTERNAL and k not in PER_RECORD_FIELDS and not k.startswith("_")}
         prefix = template[_PREFIX_KEY] = _dumps(static)[:-1]
-    return (f'{prefix},"ts":"{ev["ts"]}","ts_ns":{ev["ts_ns"]},"tid":{ev["tid"]},'
+    return prefix
+
+
+def _from_template(ev: dict[str, Any], template: dict[str, Any]) -> str:
+    return (f'{_prefix(template)},"ts":"{ev["ts"]}","ts_ns":{ev["ts_ns"]},"tid":{ev["tid"]},'
             f'"cpu":{ev["cpu"]},"seq":{ev["seq"]},"lane":"{ev["lane"]}"}}\n')
+
+
+def run_lines(run: Run) -> str:
+    """The JSON Lines of a whole run, without a dict per event."""
+    prefix, lane, off = _prefix(run.template), run.template["lane"], run.realtime_offset_ns
+    out = []
+    second, head = -1, ""
+    for b, tid, cpu, seq in run.rows:
+        ns = b + off
+        sec, rem = divmod(ns, 1_000_000_000)
+        if sec != second:
+            second, head = sec, iso_ts(ns)[:19]  # the date-time part, once per second
+        out.append(f'{prefix},"ts":"{head}.{rem // 1000:06d}+00:00","ts_ns":{ns},"tid":{tid},'
+                   f'"cpu":{cpu},"seq":{seq},"lane":"{lane}"}}\n')
+    return "".join(out)
 
 
 class JsonLinesSink:
@@ -48,6 +68,9 @@ class JsonLinesSink:
 
     def __call__(self, ev: dict[str, Any]) -> None:
         self.stream.write(to_json_line(ev))
+
+    def emit_run(self, run: Run) -> None:
+        self.stream.write(run_lines(run))
 
     def write_record(self, record: dict[str, Any]) -> None:
         self.stream.write(to_json_line(record))
