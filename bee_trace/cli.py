@@ -225,7 +225,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         while stop.signal is None and (deadline is None or time.monotonic() < deadline):
             timeout = None
             if deadline is not None:
-                timeout = max(0.0, min(pipeline.bulk_timeout_s, deadline - time.monotonic()))
+                timeout = max(0.0, min(pipeline.poll_timeout(), deadline - time.monotonic()))
             pipeline.step(timeout)
             if args.verbose and time.monotonic() >= next_status:
                 next_status = time.monotonic() + STATUS_INTERVAL_S

@@ -20,6 +20,7 @@ from .sinks import Run, emit_run
 from .templates import TemplateCache, template_keys
 
 Sink = Callable[[Event], None]
+_DROP_AGGREGATED = R.DROP_CAUSES.index("aggregated")
 IDLE_TIMEOUT_S = 0.25   # housekeeping tick while no bulk records flow
 TEMPLATE_CACHE = 4096   # decoded events kept for repeated identical records
 DRAIN_BUDGET_S = 0.05   # longest stretch of reading before housekeeping runs again
@@ -73,6 +74,7 @@ class Pipeline:
         self.wake: WakeTuner | None = None
         self._agg_seen: dict[tuple[int, int, int], int] = {}
         self.agg_reported = 0
+        self._agg_folded_seen = 0
         self._next_agg_flush = 0.0
         self._bulk_idle = True
         self._last_bulk = 0.0
@@ -106,9 +108,7 @@ class Pipeline:
     def step(self, timeout_s: float | None = None) -> int:
         """Wait for records (at most the bulk latency bound), then drain; returns records read."""
         assert self.rings is not None
-        if timeout_s is None:
-            timeout_s = IDLE_TIMEOUT_S if self._bulk_idle else self.bulk_timeout_s
-        self.rings.wait(timeout_s)
+        self.rings.wait(self.poll_timeout() if timeout_s is None else timeout_s)
         bulk_before = self.rings.rings[R.LANE_BULK].records
         n = self.drain()
         now = time.monotonic()
@@ -121,6 +121,11 @@ class Pipeline:
         if self.opts.adaptive:
             self._adapt()
         return n
+
+    def poll_timeout(self) -> float:
+        """How long step() waits: the bulk latency bound while bulk records flow, else the slow
+        housekeeping tick (the kernel then wakes us for the first bulk record)."""
+        return IDLE_TIMEOUT_S if self._bulk_idle else self.bulk_timeout_s
 
     def _track_bulk_activity(self, active: bool, now: float) -> None:
         """Poll at the bulk latency bound while bulk records flow; after a quiet second poll
@@ -257,6 +262,11 @@ class Pipeline:
     def flush_aggregates(self) -> None:
         """Summary events for identical bulk events folded in the kernel since the last flush:
         the growth of each entry's cumulative count, with the window's first event as sample."""
+        # One counters read instead of a walk of the whole table when nothing was folded since.
+        folded = int(self.kernel.counters_per_cpu()["drops"][:, R.LANE_BULK, _DROP_AGGREGATED].sum())
+        if folded == self._agg_folded_seen:
+            return
+        self._agg_folded_seen = folded
         seen: dict[tuple[int, int, int], int] = {}
         for key, total, sample in self.kernel.agg_counts():
             ident = (int(key["tgid"]), int(key["type"]), int(key["key"]))
