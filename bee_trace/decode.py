@@ -4,6 +4,7 @@ Only records that will be output get here: filtering is done on the numpy batch 
 from __future__ import annotations
 
 import ipaddress
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -99,7 +100,13 @@ def file_path(rec: np.void) -> tuple[bytes, bool]:
 def decode_file(rec: np.void, ctx: DecodeContext) -> Event:
     ev = header_fields(rec, ctx)
     raw, truncated = file_path(rec)
-    if truncated:
+    flags = int(rec["h"]["flags"])
+    if flags & R.EVF_ABSOLUTE:
+        # Made absolute in the kernel from the cwd/dirfd at the time of the open.
+        resolved = True
+        if not truncated:
+            raw = os.path.normpath(raw)
+    elif truncated:
         resolved = False
     else:
         raw, resolved = resolve_path(ev["pid"], int(rec["u"]["file"]["dirfd"]), raw)

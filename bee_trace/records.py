@@ -20,8 +20,8 @@ LANE_NAMES = ("critical", "bulk")
 DROP_CAUSES = ("ring_full", "sampled", "rate_limited", "aggregated", "shed")
 NR_DROP_CAUSES = len(DROP_CAUSES)
 # header flags
-EVF_TRUNCATED, EVF_WRITE, EVF_READ_FAULT, EVF_PROTECTED, EVF_BLOCKED, EVF_LOOPBACK = (
-    1, 2, 4, 8, 16, 32)
+EVF_TRUNCATED, EVF_WRITE, EVF_READ_FAULT, EVF_PROTECTED, EVF_BLOCKED, EVF_LOOPBACK, EVF_ABSOLUTE = (
+    1, 2, 4, 8, 16, 32, 64)
 # enum technique
 TECHNIQUES = {1: "ptrace", 2: "process_vm_readv", 3: "process_vm_writev", 4: "proc_mem",
               5: "proc_environ", 6: "proc_maps", 7: "pidfd_getfd"}

@@ -58,7 +58,8 @@ def template_keys(batch: np.ndarray, types: list[int]) -> tuple[list[bytes | Non
     raw = batch.view(np.uint8).reshape(n, -1)
     is_file = typ == R.EV_FILE
     if is_file.any():
-        use |= is_file & (raw[:, _HDR + _PATH_OFF] == ord("/"))
+        absolute = (h["flags"] & R.EVF_ABSOLUTE) != 0
+        use |= is_file & ((raw[:, _HDR + _PATH_OFF] == ord("/")) | absolute)
     is_net = typ == R.EV_NET
     if is_net.any():
         use |= is_net & (batch["u"]["net"]["dport"] != DNS_PORT)

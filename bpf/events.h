@@ -40,6 +40,7 @@ enum drop_cause {
 #define EVF_PROTECTED   (1 << 3)  /* touches a protected process */
 #define EVF_BLOCKED     (1 << 4)  /* denied in the kernel */
 #define EVF_LOOPBACK    (1 << 5)
+#define EVF_ABSOLUTE    (1 << 6)  /* a relative open made absolute in the kernel (cwd/dirfd) */
 
 /* memory-access techniques */
 enum technique {

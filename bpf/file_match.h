@@ -116,6 +116,117 @@ static __always_inline int path_is_candidate(struct path_scratch *sc, __u32 len)
 	return 0;
 }
 
+/* Relative opens: the path is made absolute in the kernel from the cwd (or the dirfd's file),
+ * walking dentries up to the root and across mounts like d_path(), so a short-lived
+ * `cd ~/.ssh && cat id_rsa` is still reported with its full path. Built backwards in a per-CPU
+ * buffer: the relative path sits at COMPOSE_END, components are prepended before it. */
+#define COMPOSE_END 4096
+#define COMPOSE_MASK 8191
+#define COMPOSE_LEVELS 64
+
+struct compose_buf {
+	char buf[COMPOSE_MASK + 1 + 512];
+};
+
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct compose_buf);
+} compose_scratch SEC(".maps");
+
+struct compose_ctx {
+	struct compose_buf *out;
+	struct dentry *dentry;
+	struct mount *mnt;
+	__u32 pos;
+	__u32 overflow;
+};
+
+static long compose_step(__u64 i, struct compose_ctx *c)
+{
+	struct dentry *d = c->dentry, *parent;
+	struct mount *m = c->mnt;
+	const unsigned char *name;
+	__u32 n, pos;
+
+	if (d == BPF_CORE_READ(m, mnt.mnt_root)) {
+		struct mount *up = BPF_CORE_READ(m, mnt_parent);
+
+		if (up == m)
+			return 1;                       /* the root of the mount tree */
+		c->dentry = BPF_CORE_READ(m, mnt_mountpoint);
+		c->mnt = up;
+		return 0;
+	}
+	parent = BPF_CORE_READ(d, d_parent);
+	if (parent == d)
+		return 1;                               /* a filesystem root outside our mounts */
+	n = BPF_CORE_READ(d, d_name.len) & 255;
+	name = BPF_CORE_READ(d, d_name.name);
+	pos = c->pos;
+	if (n + 1 > pos) {
+		c->overflow = 1;
+		return 1;
+	}
+	pos -= n + 1;
+	c->out->buf[pos & COMPOSE_MASK] = '/';
+	bpf_probe_read_kernel(&c->out->buf[(pos + 1) & COMPOSE_MASK], n, name);
+	c->pos = pos;
+	c->dentry = parent;
+	return 0;
+}
+
+/* Fills the record's path with the absolute form of a relative open; 0 when it cannot. */
+static __always_inline int compose_absolute(struct event *e, struct path_scratch *sc, __u32 len,
+					    int dirfd)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct compose_ctx c = {};
+	struct vfsmount *vfs;
+	__u32 zero = 0, total, start, end;
+
+	if (len >= 256)
+		return 0;
+	c.out = bpf_map_lookup_elem(&compose_scratch, &zero);
+	if (!c.out)
+		return 0;
+	if (dirfd == -100 /* AT_FDCWD */) {
+		vfs = BPF_CORE_READ(t, fs, pwd.mnt);
+		c.dentry = BPF_CORE_READ(t, fs, pwd.dentry);
+	} else {
+		struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+		struct file **fds, *f = 0;
+
+		if (!fdt || dirfd < 0 || (__u32)dirfd >= BPF_CORE_READ(fdt, max_fds))
+			return 0;
+		fds = BPF_CORE_READ(fdt, fd);
+		if (bpf_probe_read_kernel(&f, sizeof(f), &fds[dirfd]) || !f)
+			return 0;
+		vfs = BPF_CORE_READ(f, f_path.mnt);
+		c.dentry = BPF_CORE_READ(f, f_path.dentry);
+	}
+	if (!vfs || !c.dentry)
+		return 0;
+	c.mnt = (struct mount *)((char *)vfs - bpf_core_field_offset(struct mount, mnt));
+	c.out->buf[COMPOSE_END] = '/';
+	bpf_probe_read_kernel(&c.out->buf[COMPOSE_END + 1], len & 255, sc->buf);
+	c.pos = COMPOSE_END;
+	bpf_loop(COMPOSE_LEVELS, compose_step, &c, 0);
+	end = COMPOSE_END + 1 + len;
+	total = end - c.pos;
+	start = c.pos;
+	if (total > PATH_LEN || c.overflow) {
+		if (total > PATH_LEN)
+			start = end - PATH_LEN;
+		e->h.flags |= EVF_TRUNCATED;
+	}
+	bpf_probe_read_kernel(e->file.path, PATH_LEN, &c.out->buf[start & COMPOSE_MASK]);
+	e->file.path_len = total;
+	e->h.flags |= EVF_ABSOLUTE;
+	return 1;
+}
+
 /* "/proc/" and the file names that expose another process's memory, NUL included so the name
  * must end there; little-endian packed. */
 #define PROC_PREFIX 0x2f636f72702fULL      /* "/proc/" */

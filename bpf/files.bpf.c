@@ -56,13 +56,15 @@ static __always_inline int handle_open(int dirfd, const char *upath, __u32 open_
 	e->file.syscall = nr;
 	if ((open_flags & O_ACCMODE) || (open_flags & (O_CREAT | O_TRUNC | O_APPEND)))
 		e->h.flags |= EVF_WRITE;
-	/* Longer paths keep their tail: the basename is what identifies a secret. */
-	off = 0;
-	if (len > PATH_LEN) {
-		off = (len - PATH_LEN) & (SCRATCH_LEN - 1);
-		e->h.flags |= EVF_TRUNCATED;
+	if (sc->buf[0] == '/' || !compose_absolute(e, sc, len, dirfd)) {
+		/* Longer paths keep their tail: the basename is what identifies a secret. */
+		off = 0;
+		if (len > PATH_LEN) {
+			off = (len - PATH_LEN) & (SCRATCH_LEN - 1);
+			e->h.flags |= EVF_TRUNCATED;
+		}
+		bpf_probe_read_kernel(e->file.path, PATH_LEN, sc->buf + off);
 	}
-	bpf_probe_read_kernel(e->file.path, PATH_LEN, sc->buf + off);
 	submit_event(c, s, e);
 	return 0;
 }

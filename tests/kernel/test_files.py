@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -185,3 +187,26 @@ def test_invalid_utf8_name_is_valid_json_and_escaped(monitor, tmp_path: Path) ->
     line = to_json_line(events[0])
     line.encode("utf-8")  # strict: no lone surrogates
     assert json.loads(line)["path"].endswith("bad\\xff\\xfe.pem")
+
+
+def test_relative_open_of_exited_process_made_absolute_in_kernel(monitor, home: Path, tmp_path: Path) -> None:
+    """`cd ~/.ssh && cat id_rsa` from a process that is gone before we read: the kernel walked the
+    cwd (across mounts, e.g. /dev/shm) so the path is still absolute; dirfd-relative too."""
+    mon = monitor(FILE_ONLY)
+    subprocess.run(["sh", "-c", "cd .ssh && cat id_rsa ../.ssh/./id_rsa"], cwd=home, check=True,
+                   capture_output=True)
+    key = str(home / ".ssh" / "id_rsa")
+    events = mon.wait_for(lambda e: e["kind"] == "file" and e["comm"] == "cat" and e["path"] == key)
+    assert len(events) == 2 and all("path_resolved" not in e for e in events)
+    code = ("import os; fd = os.open('.ssh', os.O_RDONLY)\n"
+            "os.close(os.open('id_rsa', os.O_RDONLY, dir_fd=fd))\n")
+    child = subprocess.run([sys.executable, "-c", code], cwd=home, check=True)
+    assert child.returncode == 0
+    assert mon.wait_for(lambda e: e["kind"] == "file" and e["comm"].startswith("python") and e["path"] == key)
+    shm = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        (shm / "id_ecdsa").write_text("k")
+        subprocess.run(["sh", "-c", "cat id_ecdsa"], cwd=shm, check=True, capture_output=True)
+        assert mon.wait_for(lambda e: e["kind"] == "file" and e["path"] == str(shm / "id_ecdsa"))
+    finally:
+        shutil.rmtree(shm)
