@@ -170,9 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .kernel import SetupError
     from .pipeline import Pipeline, PipelineOptions
     from .report import Report
-    from .sinks.buffered import BufferedSink
-    from .sinks.jsonl import JsonLinesSink
-    from .sinks.table import TableSink
+    from .sinks.chain import build_chain
 
     if os.geteuid() != 0:
         return _fail("must run as root (BPF needs CAP_BPF and CAP_PERFMON): run it with sudo")
@@ -189,23 +187,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         "command_filter": args.command,
     })
     out_file = open(args.output, "w", encoding="utf-8") if args.output else None
-    sinks: list[Any] = [_Visible(report.add, args.verbose, cfg)]
-    jsonl: JsonLinesSink | None = None
-    # Output I/O goes through a bounded queue and a writer thread: a slow disk or terminal never
-    # stalls the ring draining (bulk overflow is counted; critical events wait for room).
-    buffered: list[BufferedSink] = []
-    if args.format == "jsonl":
-        jsonl = JsonLinesSink(out_file or sys.stdout)
-        buffered.append(BufferedSink(_Visible(jsonl, args.verbose, cfg)))
-    # The live table goes to --output for `--format table`, else to the terminal whenever the
-    # chosen format is written to a file.
-    table_stream = (out_file or sys.stdout) if args.format == "table" else (sys.stdout if out_file else None)
-    if table_stream is not None:
-        buffered.append(BufferedSink(_Visible(
-            TableSink(table_stream, verbose=args.verbose, header=not args.no_header,
-                      timestamp_format=args.timestamp_format, start_ns=start_ns),
-            args.verbose, cfg)))
-    sinks.extend(buffered)
+    chain = build_chain(cfg, args.format, out_file, sys.stdout, report, verbose=args.verbose,
+                        header=not args.no_header, timestamp_format=args.timestamp_format,
+                        start_ns=start_ns)
+    sinks = chain.sinks
+    jsonl = chain.jsonl
 
     pipeline = Pipeline(PipelineOptions(probes=probes, config=cfg, command=args.command,
                                         min_severity=args.filter_severity, profile=args.profile), sinks)
@@ -232,8 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(status_line(pipeline.loss_summary()), file=sys.stderr)
     finally:
         loss = pipeline.stop()
-        for sink in buffered:
-            sink.close()
+        chain.close()
     interrupted = stop.signal is not None and deadline is not None
     verdict = "interrupted" if interrupted else loss["verdict"]
     end_ns = time.time_ns()
@@ -271,27 +256,6 @@ def summary_line(report: Any, loss: dict[str, Any], verdict: str) -> str:
     return (f"bee-trace: {report.total} events ({high} high or critical), "
             f"{loss['inspected']} opens inspected, {loss['received']} records read; "
             f"dropped: {dropped}; verdict: {verdict}")
-
-
-class _Visible:
-    """Hides process lifecycle and loopback noise unless --verbose or the policy asks for it."""
-
-    def __init__(self, sink: Any, verbose: bool, cfg: Any) -> None:
-        self.sink = sink
-        self.verbose = verbose
-        self.loopback = verbose or cfg.network.report_loopback
-
-    def __call__(self, ev: dict[str, Any]) -> None:
-        if not self.verbose and ev.get("kind") == "process":
-            return
-        if not self.loopback and ev.get("kind") == "network" and ev.get("rule") == "network.loopback":
-            return
-        self.sink(ev)
-
-    def flush(self) -> None:
-        flush = getattr(self.sink, "flush", None)
-        if flush:
-            flush()
 
 
 if __name__ == "__main__":

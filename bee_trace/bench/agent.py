@@ -56,8 +56,9 @@ def run(spec: dict[str, Any]) -> int:
     if cpu is not None:
         os.sched_setaffinity(0, {int(cpu)})
     from ..pipeline import Pipeline, PipelineOptions
+    from ..report import Report
     from ..sinks import Run
-    from ..sinks.jsonl import run_lines, to_json_line
+    from ..sinks.chain import build_chain
 
     stop = False
 
@@ -81,20 +82,19 @@ def run(spec: dict[str, Any]) -> int:
     boottime = time.CLOCK_BOOTTIME
     clock = time.clock_gettime_ns
 
-    def sink(ev: dict[str, Any]) -> None:
+    def probe(ev: dict[str, Any]) -> None:
+        """Counts and latency at emission (the output itself is the product's chain)."""
         now = clock(boottime)
         by_comm[ev["comm"]] = by_comm.get(ev["comm"], 0) + 1
         if by_comm_kind is not None:
             ck = (ev["comm"], ev["kind"])
             by_comm_kind[ck] = by_comm_kind.get(ck, 0) + 1
-        out.write(to_json_line(ev))  # the product's JSON Lines encoder
         lst = latencies.get(ev["kind"])
         if lst is not None and (lat_comm is None or ev["comm"] == lat_comm) and len(lst) < max_lat:
             lst.append(now - ev["boot_ns"])
             lanes.setdefault(ev["kind"], []).append(ev.get("lane") == "bulk")
 
-    def sink_run(run: Run) -> None:
-        """A run of records sharing one template: written like the product's JSON Lines sink."""
+    def probe_run(run: Run) -> None:
         now = clock(boottime)
         t = run.template
         n = len(run.rows)
@@ -102,21 +102,25 @@ def run(spec: dict[str, Any]) -> int:
         if by_comm_kind is not None:
             ck = (t["comm"], t["kind"])
             by_comm_kind[ck] = by_comm_kind.get(ck, 0) + n
-        out.write(run_lines(run))
         lst = latencies.get(t["kind"])
         if lst is not None and (lat_comm is None or t["comm"] == lat_comm) and len(lst) < max_lat:
             lst.extend(now - row[0] for row in run.rows[:max_lat - len(lst)])
             lanes.setdefault(t["kind"], []).extend([t.get("lane") == "bulk"] * n)
 
-    sink.emit_run = sink_run  # type: ignore[attr-defined]
+    probe.emit_run = probe_run  # type: ignore[attr-defined]
+    config = build_config(spec)
+    # The same output chain as `bee-trace run --format jsonl --output FILE` (visibility filter,
+    # end-of-run report, bounded writer queue, JSON Lines encoder), without the live table:
+    # stdout carries the driver protocol here.
+    chain = build_chain(config, "jsonl", out, out, Report(config, {}), verbose=True, live_table=False)
 
     # A pinned wake-up threshold means the adaptive tuner must not move it.
     opts = PipelineOptions(probes=set(spec.get("probes", ["file_monitor"])),
-                           config=build_config(spec), profile=spec.get("profile"),
+                           config=config, profile=spec.get("profile"),
                            adaptive=spec.get("bulk_wake_bytes") is None,
                            ring_critical_bytes=spec.get("ring_critical_bytes"),
                            ring_bulk_bytes=spec.get("ring_bulk_bytes"))
-    pipeline = Pipeline(opts, sinks=[sink])
+    pipeline = Pipeline(opts, sinks=[*chain.sinks, probe])
     if spec.get("bulk_wake_bytes") is not None:
         pipeline.kernel.bulk_wake_bytes = int(spec["bulk_wake_bytes"])
     try:
@@ -131,6 +135,7 @@ def run(spec: dict[str, Any]) -> int:
     while not stop:
         pipeline.step()
     summary = pipeline.stop()
+    chain.close()
     out.close()
     result = {
         "summary": summary,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any, Callable
+from typing import Callable
 
-Event = dict[str, Any]
+from . import Event, Run, emit_run
 
 
 class BufferedSink:
@@ -16,7 +16,8 @@ class BufferedSink:
         self.sink = sink
         self.capacity = capacity
         self.overflow = 0
-        self._queue: deque[Event] = deque()
+        self._queue: deque[Event | Run] = deque()
+        self._pending = 0  # events queued (a run counts as its length)
         self._cond = threading.Condition()
         self._closed = False
         self._flush_requested = False
@@ -25,17 +26,25 @@ class BufferedSink:
         self._thread.start()
 
     def __call__(self, ev: Event) -> None:
+        self._put(ev, 1, ev.get("lane") == "critical")
+
+    def emit_run(self, run: Run) -> None:
+        """A run is queued whole and counts as its number of events."""
+        self._put(run, len(run), run.template.get("lane") == "critical")
+
+    def _put(self, item: Event | Run, n: int, critical: bool) -> None:
         with self._cond:
             if self._error is not None:  # the writer died (e.g. disk full): count, never block
-                self.overflow += 1
+                self.overflow += n
                 return
-            if len(self._queue) >= self.capacity:
-                if ev.get("lane") != "critical":
-                    self.overflow += 1
+            if self._pending + n > self.capacity and self._pending:
+                if not critical:
+                    self.overflow += n
                     return
-                while len(self._queue) >= self.capacity and self._error is None:
+                while self._pending + n > self.capacity and self._pending and self._error is None:
                     self._cond.wait(0.1)
-            self._queue.append(ev)
+            self._queue.append(item)
+            self._pending += n
             self._cond.notify_all()
 
     def flush(self) -> None:
@@ -60,12 +69,16 @@ class BufferedSink:
                     self._cond.wait()
                 batch = list(self._queue)
                 self._queue.clear()
+                self._pending = 0
                 want_flush, self._flush_requested = self._flush_requested, False
                 closed = self._closed
                 self._cond.notify_all()
             try:
-                for ev in batch:
-                    self.sink(ev)
+                for item in batch:
+                    if isinstance(item, Run):
+                        emit_run(self.sink, item)
+                    else:
+                        self.sink(item)
                 if want_flush or closed:
                     flush = getattr(self.sink, "flush", None)
                     if flush:

@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from bee_trace import records as R
-from bee_trace.cli import _Visible
+from bee_trace.sinks.chain import Visible as _Visible
 from bee_trace.config import default_config
 from bee_trace.pipeline import Pipeline, PipelineOptions
 
