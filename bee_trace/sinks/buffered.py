@@ -41,11 +41,15 @@ class BufferedSink:
                 if not critical:
                     self.overflow += n
                     return
+                self._cond.notify_all()
                 while self._pending + n > self.capacity and self._pending and self._error is None:
                     self._cond.wait(0.1)
             self._queue.append(item)
             self._pending += n
-            self._cond.notify_all()
+            # The writer is woken by flush() (after each drained batch) or when the queue is half
+            # full, not per event: a wake-up per event costs two context switches each.
+            if self._pending * 2 >= self.capacity:
+                self._cond.notify_all()
 
     def flush(self) -> None:
         """Ask the writer to flush the inner sink once the queued events are written."""

@@ -25,6 +25,7 @@ def test_bulk_overflow_counted_critical_kept() -> None:
     inner = SlowSink()
     sink = BufferedSink(inner, capacity=10)
     sink({"lane": "bulk", "i": -1})
+    sink.flush()  # wakes the writer (it is not woken per event)
     while sink._queue:  # the writer took it and is now stuck in the slow sink
         threading.Event().wait(0.01)
     for i in range(50):
