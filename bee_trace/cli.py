@@ -171,6 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import Pipeline, PipelineOptions
     from .report import Report
     from .sinks.chain import build_chain
+    from .sinks.jsonl import to_json_line
 
     if os.geteuid() != 0:
         return _fail("must run as root (BPF needs CAP_BPF and CAP_PERFMON): run it with sudo")
@@ -191,7 +192,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                         header=not args.no_header, timestamp_format=args.timestamp_format,
                         start_ns=start_ns)
     sinks = chain.sinks
-    jsonl = chain.jsonl
 
     pipeline = Pipeline(PipelineOptions(probes=probes, config=cfg, command=args.command,
                                         min_severity=args.filter_severity, profile=args.profile), sinks)
@@ -224,9 +224,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     end_ns = time.time_ns()
     report.finish({"end": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "end_ns": end_ns,
                    "duration_s": round((end_ns - start_ns) / 1e9, 3)}, loss, verdict)
-    if jsonl is not None:
-        jsonl.write_record(report.summary_record())
-        jsonl.flush()
+    if chain.jsonl_stream is not None:
+        chain.jsonl_stream.write(to_json_line(report.summary_record()))
+        chain.jsonl_stream.flush()
     if args.format in ("json", "markdown", "csv"):
         text = {"markdown": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[args.format]()
         if out_file:

@@ -1,64 +1,100 @@
-"""A bounded queue and a writer thread in front of a slow sink (a file, a pipe, a terminal), so
-sink I/O never stalls the ring draining. When the queue is full, bulk events are dropped and
-counted (`sink_overflow`); critical-lane events wait for room: they are never dropped."""
+"""Output I/O off the reading thread. The inner sink formats each event (or run) in the caller's
+thread into a capture buffer, one per lane; flush() (after each drained batch) hands the text to
+a writer thread, which only writes, so a slow disk, pipe or terminal never stalls the ring
+draining and the writer barely holds the GIL. When the writer is behind by `capacity` events,
+bulk text is dropped and its events counted (`sink_overflow`); critical text waits for room:
+it is never dropped."""
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Callable
+from typing import IO, Callable
 
 from . import Event, Run, emit_run
 
 
+class Capture:
+    """A stream stand-in for the inner sink: collects the text it writes."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
 class BufferedSink:
-    def __init__(self, sink: Callable[[Event], None], capacity: int = 65536) -> None:
+    def __init__(self, sink: Callable[[Event], None], capture: Capture, stream: IO[str],
+                 capacity: int = 65536) -> None:
         self.sink = sink
+        self.capture = capture
+        self.stream = stream
         self.capacity = capacity
         self.overflow = 0
-        self._queue: deque[Event | Run] = deque()
-        self._pending = 0  # events queued (a run counts as its length)
+        # Text formatted since the last flush, by lane, with its number of events (what the
+        # inner sink wrote before, e.g. a table header, goes out first).
+        self._critical: list[str] = capture.parts
+        self._critical_n = 0
+        self._bulk: list[str] = []
+        self._bulk_n = 0
+        self._queue: deque[tuple[str, int]] = deque()
+        self._pending = 0  # events handed to the writer and not yet written
         self._cond = threading.Condition()
         self._closed = False
         self._flush_requested = False
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="bee-trace-sink", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="bee-trace-writer", daemon=True)
         self._thread.start()
 
     def __call__(self, ev: Event) -> None:
-        self._put(ev, 1, ev.get("lane") == "critical")
+        self._format(lambda: self.sink(ev), 1, ev.get("lane") == "critical")
 
     def emit_run(self, run: Run) -> None:
-        """A run is queued whole and counts as its number of events."""
-        self._put(run, len(run), run.template.get("lane") == "critical")
+        self._format(lambda: emit_run(self.sink, run), len(run), run.template.get("lane") == "critical")
 
-    def _put(self, item: Event | Run, n: int, critical: bool) -> None:
-        with self._cond:
-            if self._error is not None:  # the writer died (e.g. disk full): count, never block
-                self.overflow += n
-                return
-            if self._pending + n > self.capacity and self._pending:
-                if not critical:
-                    self.overflow += n
-                    return
-                self._cond.notify_all()
-                while self._pending + n > self.capacity and self._pending and self._error is None:
-                    self._cond.wait(0.1)
-            self._queue.append(item)
-            self._pending += n
-            # The writer is woken by flush() (after each drained batch) or when the queue is half
-            # full, not per event: a wake-up per event costs two context switches each.
-            if self._pending * 2 >= self.capacity:
-                self._cond.notify_all()
+    def _format(self, write: Callable[[], None], n: int, critical: bool) -> None:
+        self.capture.parts = self._critical if critical else self._bulk
+        write()
+        if critical:
+            self._critical_n += n
+        else:
+            self._bulk_n += n
 
     def flush(self) -> None:
-        """Ask the writer to flush the inner sink once the queued events are written."""
+        """Hand what was formatted to the writer, then have it flush the stream."""
+        critical = ("".join(self._critical), self._critical_n)
+        bulk = ("".join(self._bulk), self._bulk_n)
+        self._critical, self._critical_n, self._bulk, self._bulk_n = [], 0, [], 0
         with self._cond:
+            for (text, n), is_critical in ((critical, True), (bulk, False)):
+                if not n and not text:
+                    continue
+                if self._error is not None:  # the writer died (e.g. disk full): count, never block
+                    self.overflow += n
+                    continue
+                if self._pending + n > self.capacity and self._pending:
+                    if not is_critical:
+                        self.overflow += n
+                        continue
+                    self._cond.notify_all()
+                    while self._pending + n > self.capacity and self._pending and self._error is None:
+                        self._cond.wait(0.1)
+                self._queue.append((text, n))
+                self._pending += n
             self._flush_requested = True
             self._cond.notify_all()
 
     def close(self) -> None:
-        """Write everything still queued, flush, and stop the thread."""
+        """Write everything still formatted or queued, flush, and stop the thread."""
+        self.flush()
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -73,25 +109,22 @@ class BufferedSink:
                     self._cond.wait()
                 batch = list(self._queue)
                 self._queue.clear()
-                self._pending = 0
                 want_flush, self._flush_requested = self._flush_requested, False
                 closed = self._closed
-                self._cond.notify_all()
             try:
-                for item in batch:
-                    if isinstance(item, Run):
-                        emit_run(self.sink, item)
-                    else:
-                        self.sink(item)
+                for text, _ in batch:
+                    self.stream.write(text)
                 if want_flush or closed:
-                    flush = getattr(self.sink, "flush", None)
-                    if flush:
-                        flush()
+                    self.stream.flush()
             except BaseException as e:  # e.g. disk full: surface it at close, keep draining
-                self._error = e
                 with self._cond:
+                    self._error = e
                     self._queue.clear()
+                    self._pending = 0
                     self._cond.notify_all()
                 return
+            with self._cond:
+                self._pending -= sum(n for _, n in batch)
+                self._cond.notify_all()
             if closed:
                 return

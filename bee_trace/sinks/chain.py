@@ -8,7 +8,7 @@ from typing import IO, Any
 
 from ..config import Config
 from . import Event, Run, emit_run
-from .buffered import BufferedSink
+from .buffered import BufferedSink, Capture
 from .jsonl import JsonLinesSink
 from .table import TableSink
 
@@ -60,7 +60,7 @@ class ReportSink:
 class OutputChain:
     sinks: list[Any] = field(default_factory=list)      # what the pipeline feeds
     buffered: list[BufferedSink] = field(default_factory=list)
-    jsonl: JsonLinesSink | None = None
+    jsonl_stream: IO[str] | None = None                  # where the JSON Lines go
 
     def close(self) -> None:
         for sink in self.buffered:
@@ -70,19 +70,21 @@ class OutputChain:
 def build_chain(cfg: Config, fmt: str, out_file: IO[str] | None, stdout: IO[str], report: Any,
                 verbose: bool = False, header: bool = True, timestamp_format: str = "iso8601",
                 start_ns: int = 0, live_table: bool = True) -> OutputChain:
-    """Output I/O goes through a bounded queue and a writer thread: a slow disk or terminal never
-    stalls the ring draining (bulk overflow is counted; critical events wait for room)."""
+    """Formatting happens in the reading thread, writing in a writer thread per stream (see
+    BufferedSink): a slow disk or terminal never stalls the ring draining."""
     chain = OutputChain(sinks=[Visible(ReportSink(report), verbose, cfg)])
     if fmt == "jsonl":
-        chain.jsonl = JsonLinesSink(out_file or stdout)
-        chain.buffered.append(BufferedSink(Visible(chain.jsonl, verbose, cfg)))
+        capture = Capture()
+        chain.jsonl_stream = out_file or stdout
+        chain.buffered.append(BufferedSink(Visible(JsonLinesSink(capture), verbose, cfg), capture,
+                                           chain.jsonl_stream))
     # The live table goes to --output for `--format table`, else to the terminal whenever the
     # chosen format is written to a file.
     table_stream = (out_file or stdout) if fmt == "table" else (stdout if out_file and live_table else None)
     if table_stream is not None:
-        chain.buffered.append(BufferedSink(Visible(
-            TableSink(table_stream, verbose=verbose, header=header,
-                      timestamp_format=timestamp_format, start_ns=start_ns),
-            verbose, cfg)))
+        capture = Capture()
+        table = TableSink(capture, verbose=verbose, header=header, timestamp_format=timestamp_format,
+                          start_ns=start_ns, color=table_stream.isatty())
+        chain.buffered.append(BufferedSink(Visible(table, verbose, cfg), capture, table_stream))
     chain.sinks.extend(chain.buffered)
     return chain

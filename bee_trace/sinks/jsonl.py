@@ -72,8 +72,5 @@ class JsonLinesSink:
     def emit_run(self, run: Run) -> None:
         self.stream.write(run_lines(run))
 
-    def write_record(self, record: dict[str, Any]) -> None:
-        self.stream.write(to_json_line(record))
-
     def flush(self) -> None:
         self.stream.flush()

@@ -1,63 +1,80 @@
-"""A slow sink must not stall the caller: bulk overflow is counted, critical events never dropped."""
+"""A slow output stream must not stall the reader: bulk text is dropped and counted when the
+writer is behind, critical text waits for room and is never dropped."""
 
 from __future__ import annotations
 
 import threading
 
-from bee_trace.sinks.buffered import BufferedSink
+from bee_trace.sinks.buffered import BufferedSink, Capture
+from bee_trace.sinks.jsonl import JsonLinesSink
 
 
-class SlowSink:
+class SlowStream:
     def __init__(self) -> None:
         self.gate = threading.Event()
-        self.got: list[dict] = []
-        self.flushed = 0
+        self.entered = threading.Event()
+        self.text: list[str] = []
+        self.flushes = 0
 
-    def __call__(self, ev: dict) -> None:
+    def write(self, text: str) -> int:
+        self.entered.set()
         self.gate.wait()
-        self.got.append(ev)
+        self.text.append(text)
+        return len(text)
 
     def flush(self) -> None:
-        self.flushed += 1
+        self.flushes += 1
+
+
+def _sink(stream, capacity: int) -> BufferedSink:
+    capture = Capture()
+    return BufferedSink(JsonLinesSink(capture), capture, stream, capacity=capacity)
 
 
 def test_bulk_overflow_counted_critical_kept() -> None:
-    inner = SlowSink()
-    sink = BufferedSink(inner, capacity=10)
-    sink({"lane": "bulk", "i": -1})
-    sink.flush()  # wakes the writer (it is not woken per event)
-    while sink._queue:  # the writer took it and is now stuck in the slow sink
-        threading.Event().wait(0.01)
+    stream = SlowStream()
+    sink = _sink(stream, capacity=10)
+    for i in range(10):
+        sink({"lane": "bulk", "i": -1 - i})
+    sink.flush()
+    assert stream.entered.wait(2)  # the writer is now stuck in write() with 10 events
     for i in range(50):
         sink({"lane": "bulk", "i": i})
-    assert sink.overflow == 40  # the queue holds 10; the caller was never blocked
+    sink.flush()  # the caller is not blocked: the bulk text is dropped and counted
+    assert sink.overflow == 50
     done = threading.Event()
 
     def critical() -> None:
         sink({"lane": "critical", "i": "c"})
+        sink.flush()
         done.set()
 
     t = threading.Thread(target=critical)
     t.start()
-    assert not done.wait(0.3), "a critical event must wait for room, not be dropped"
-    inner.gate.set()
+    assert not done.wait(0.3), "critical text must wait for room, not be dropped"
+    stream.gate.set()
     t.join(5)
     sink.close()
-    assert done.is_set()
-    assert [e["i"] for e in inner.got if e["lane"] == "critical"] == ["c"]
-    assert len(inner.got) + sink.overflow == 52
-    assert inner.flushed >= 1
+    written = "".join(stream.text)
+    assert '"i":-1' in written and '"i":"c"' in written and '"i":3' not in written
+    assert stream.flushes >= 1
 
 
 def test_writer_error_counts_instead_of_blocking() -> None:
-    def broken(ev: dict) -> None:
-        raise OSError(28, "No space left on device")
+    class Broken:
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
 
-    sink = BufferedSink(broken, capacity=2)
+        def flush(self) -> None:
+            pass
+
+    sink = _sink(Broken(), capacity=2)
     sink({"lane": "critical"})
+    sink.flush()
     sink._thread.join(2)
     for _ in range(5):
         sink({"lane": "critical"})
+    sink.flush()
     assert sink.overflow == 5
     try:
         sink.close()
@@ -65,3 +82,16 @@ def test_writer_error_counts_instead_of_blocking() -> None:
         assert e.errno == 28
     else:
         raise AssertionError("the writer's error must surface at close")
+
+
+def test_header_written_before_events() -> None:
+    from bee_trace.sinks.table import TableSink
+    import io
+    out = io.StringIO()
+    capture = Capture()
+    sink = BufferedSink(TableSink(capture, color=False), capture, out)
+    sink({"kind": "file", "lane": "critical", "comm": "cat", "severity": "high", "rule": "r",
+          "access": "read", "path": "/x", "ts_ns": 0, "pid": 1})
+    sink.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("TIME") and "/x" in lines[1]

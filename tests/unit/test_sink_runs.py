@@ -36,15 +36,26 @@ def test_chain_writes_every_event_of_a_run_and_reports_the_count() -> None:
 
 
 def test_bulk_run_overflow_counts_events() -> None:
-    inner: list[dict] = []
-    sink = BufferedSink(inner.append, capacity=10)
-    sink._error = None
-    with sink._cond:  # hold the writer off while queueing
-        sink._pending = 10
+    import threading
+
+    from bee_trace.sinks.buffered import Capture
+    from bee_trace.sinks.jsonl import JsonLinesSink
+
+    gate = threading.Event()
+
+    class Stuck(io.StringIO):
+        def write(self, text: str) -> int:
+            gate.wait()
+            return super().write(text)
+
+    capture = Capture()
+    sink = BufferedSink(JsonLinesSink(capture), capture, Stuck(), capacity=10)
+    sink.emit_run(_run(10))          # critical, fills the queue while the writer is stuck
+    sink.flush()
     bulk = _run(5)
     bulk.template["lane"] = "bulk"
     sink.emit_run(bulk)
-    assert sink.overflow == 5
-    with sink._cond:
-        sink._pending = 0
+    sink.flush()
+    assert sink.overflow == 5        # counted in events, not runs
+    gate.set()
     sink.close()
