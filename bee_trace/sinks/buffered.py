@@ -7,6 +7,7 @@ it is never dropped."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from typing import IO, Callable
@@ -45,7 +46,13 @@ class BufferedSink:
         self._critical_n = 0
         self._bulk: list[str] = []
         self._bulk_n = 0
-        self._queue: deque[tuple[str, int]] = deque()
+        self._queue: deque[tuple[str | bytes, int]] = deque()
+        # Raw writes release the GIL for the whole syscall; the text is encoded by the caller.
+        try:
+            self._fd: int | None = stream.fileno()
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
         self._pending = 0  # events handed to the writer and not yet written
         self._cond = threading.Condition()
         self._closed = False
@@ -70,8 +77,8 @@ class BufferedSink:
 
     def flush(self) -> None:
         """Hand what was formatted to the writer, then have it flush the stream."""
-        critical = ("".join(self._critical), self._critical_n)
-        bulk = ("".join(self._bulk), self._bulk_n)
+        critical = (self._encode("".join(self._critical)), self._critical_n)
+        bulk = (self._encode("".join(self._bulk)), self._bulk_n)
         self._critical, self._critical_n, self._bulk, self._bulk_n = [], 0, [], 0
         with self._cond:
             for (text, n), is_critical in ((critical, True), (bulk, False)):
@@ -91,6 +98,9 @@ class BufferedSink:
                 self._pending += n
             self._flush_requested = True
             self._cond.notify_all()
+
+    def _encode(self, text: str) -> str | bytes:
+        return text if self._fd is None else text.encode("utf-8", "backslashreplace")
 
     def close(self) -> None:
         """Write everything still formatted or queued, flush, and stop the thread."""
@@ -112,9 +122,14 @@ class BufferedSink:
                 want_flush, self._flush_requested = self._flush_requested, False
                 closed = self._closed
             try:
-                for text, _ in batch:
-                    self.stream.write(text)
-                if want_flush or closed:
+                for data, _ in batch:
+                    if self._fd is None:
+                        self.stream.write(data)  # type: ignore[arg-type]
+                    else:
+                        view = memoryview(data)  # type: ignore[arg-type]
+                        while view:
+                            view = view[os.write(self._fd, view):]
+                if (want_flush or closed) and self._fd is None:
                     self.stream.flush()
             except BaseException as e:  # e.g. disk full: surface it at close, keep draining
                 with self._cond:

@@ -3,6 +3,8 @@ bounded writer queues, the end-of-run report. Every element passes runs on whole
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -60,31 +62,56 @@ class ReportSink:
 class OutputChain:
     sinks: list[Any] = field(default_factory=list)      # what the pipeline feeds
     buffered: list[BufferedSink] = field(default_factory=list)
+    direct: list[Any] = field(default_factory=list)      # sinks writing in the reading thread
     jsonl_stream: IO[str] | None = None                  # where the JSON Lines go
 
     def close(self) -> None:
         for sink in self.buffered:
             sink.close()
+        for sink in self.direct:
+            sink.flush()
+
+
+def _blocks(stream: IO[str]) -> bool:
+    """Whether writing may block for long: pipes, terminals, sockets. Regular files (and
+    /dev/null) are written in the reading thread: a writer thread on the same core costs more
+    (GIL hand-offs) than it saves there."""
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False  # in-memory streams
+    if stat.S_ISREG(st.st_mode):
+        return False
+    return not (stat.S_ISCHR(st.st_mode) and st.st_rdev == os.stat("/dev/null").st_rdev)
+
+
+def _output(sink_for: Any, stream: IO[str], verbose: bool, cfg: Config, chain: "OutputChain") -> None:
+    if _blocks(stream):
+        capture = Capture()
+        buffered = BufferedSink(Visible(sink_for(capture), verbose, cfg), capture, stream)
+        chain.buffered.append(buffered)
+        chain.sinks.append(buffered)
+    else:
+        direct = sink_for(stream)
+        chain.direct.append(direct)
+        chain.sinks.append(Visible(direct, verbose, cfg))
 
 
 def build_chain(cfg: Config, fmt: str, out_file: IO[str] | None, stdout: IO[str], report: Any,
                 verbose: bool = False, header: bool = True, timestamp_format: str = "iso8601",
                 start_ns: int = 0, live_table: bool = True) -> OutputChain:
-    """Formatting happens in the reading thread, writing in a writer thread per stream (see
-    BufferedSink): a slow disk or terminal never stalls the ring draining."""
+    """Pipes and terminals are written by a writer thread with a bounded queue (BufferedSink):
+    a slow reader of our output never stalls the ring draining."""
     chain = OutputChain(sinks=[Visible(ReportSink(report), verbose, cfg)])
     if fmt == "jsonl":
-        capture = Capture()
         chain.jsonl_stream = out_file or stdout
-        chain.buffered.append(BufferedSink(Visible(JsonLinesSink(capture), verbose, cfg), capture,
-                                           chain.jsonl_stream))
+        _output(JsonLinesSink, chain.jsonl_stream, verbose, cfg, chain)
     # The live table goes to --output for `--format table`, else to the terminal whenever the
     # chosen format is written to a file.
     table_stream = (out_file or stdout) if fmt == "table" else (stdout if out_file and live_table else None)
     if table_stream is not None:
-        capture = Capture()
-        table = TableSink(capture, verbose=verbose, header=header, timestamp_format=timestamp_format,
-                          start_ns=start_ns, color=table_stream.isatty())
-        chain.buffered.append(BufferedSink(Visible(table, verbose, cfg), capture, table_stream))
-    chain.sinks.extend(chain.buffered)
+        color = table_stream.isatty()
+        _output(lambda s: TableSink(s, verbose=verbose, header=header, timestamp_format=timestamp_format,
+                                    start_ns=start_ns, color=color),
+                table_stream, verbose, cfg, chain)
     return chain

@@ -59,3 +59,20 @@ def test_bulk_run_overflow_counts_events() -> None:
     assert sink.overflow == 5        # counted in events, not runs
     gate.set()
     sink.close()
+
+
+def test_pipes_get_a_writer_thread_files_do_not(tmp_path) -> None:
+    import os as _os
+    cfg = default_config()
+    r, w = _os.pipe()
+    pipe = _os.fdopen(w, "w")
+    try:
+        chain = build_chain(cfg, "jsonl", pipe, io.StringIO(), Report(cfg, {}), live_table=False)
+        assert len(chain.buffered) == 1 and not chain.direct
+        chain.close()
+    finally:
+        pipe.close()
+        _os.close(r)
+    with open(tmp_path / "ev.jsonl", "w") as f:
+        chain = build_chain(cfg, "jsonl", f, io.StringIO(), Report(cfg, {}), live_table=False)
+        assert not chain.buffered and len(chain.direct) == 1
