@@ -12,22 +12,25 @@ FILTER_WORDS = 1 << (FILTER_BITS_LOG2 - 6)
 
 # enum event_type
 EV_FILE, EV_NET, EV_MEM, EV_EXEC, EV_EXIT, EV_FORK, EV_AGG = 1, 2, 3, 4, 5, 6, 7
+# reserved slots (see events.h)
+EV_PATH, EV_URING, EV_DNS, EV_SOCK, EV_TAMPER, EV_SPILL = 8, 9, 10, 11, 12, 13
 # enum lane
 LANE_CRITICAL, LANE_BULK = 0, 1
 NR_LANES = 2
 LANE_NAMES = ("critical", "bulk")
 # enum drop_cause
-DROP_CAUSES = ("ring_full", "sampled", "rate_limited", "aggregated", "shed")
+DROP_CAUSES = ("ring_full", "sampled", "rate_limited", "aggregated", "shed", "folded", "spilled",
+               "spill_full", "first_lost", "read_fault")
 NR_DROP_CAUSES = len(DROP_CAUSES)
 # header flags
 EVF_TRUNCATED, EVF_WRITE, EVF_READ_FAULT, EVF_PROTECTED, EVF_BLOCKED, EVF_LOOPBACK, EVF_ABSOLUTE = (
     1, 2, 4, 8, 16, 32, 64)
 # enum technique
 TECHNIQUES = {1: "ptrace", 2: "process_vm_readv", 3: "process_vm_writev", 4: "proc_mem",
-              5: "proc_environ", 6: "proc_maps", 7: "pidfd_getfd"}
+              5: "proc_environ", 6: "proc_maps", 7: "pidfd_getfd", 8: "proc_fd"}
 # enum filter_key_kind
 KEY_BASENAME, KEY_PREFIX, KEY_SUFFIX, KEY_DIR = 1, 2, 12, 22
-NR_KINDS = 8
+NR_KINDS = 16
 # enum priority
 PRIO_LOW, PRIO_MEDIUM, PRIO_HIGH = 0, 1, 2
 # probe bits

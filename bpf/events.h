@@ -16,6 +16,13 @@ enum event_type {
 	EV_EXIT = 5,
 	EV_FORK = 6,
 	EV_AGG = 7,           /* aggregation summary: payload.agg */
+	/* Reserved slots, so parallel work on the open issues numbers records alike. */
+	EV_PATH = 8,          /* path continuation (long paths), joined by the decoder */
+	EV_URING = 9,         /* io_uring ring set up by a process */
+	EV_DNS = 10,          /* DNS answer learned in the kernel */
+	EV_SOCK = 11,         /* creation of a raw/packet/ICMP/vsock socket */
+	EV_TAMPER = 12,       /* signal, ptrace, bpf() or /proc access aimed at the agent */
+	EV_SPILL = 13,        /* critical event recovered from the spill map (late) */
 };
 
 enum lane {
@@ -30,7 +37,12 @@ enum drop_cause {
 	DROP_RATE_LIMITED = 2,
 	DROP_AGGREGATED = 3,
 	DROP_SHED = 4,
-	NR_DROP_CAUSES = 5,
+	DROP_FOLDED = 5,          /* critical: identical event counted in the kernel (not lost) */
+	DROP_SPILLED = 6,         /* critical: ring full, kept in the spill map (not lost) */
+	DROP_SPILL_FULL = 7,      /* critical: ring and spill map full (lost) */
+	DROP_FIRST_LOST = 8,      /* bulk: first event of a new key lost to a full ring */
+	DROP_READ_FAULT = 9,      /* a user pointer could not be read (the record still goes) */
+	NR_DROP_CAUSES = 10,
 };
 
 /* header flags */
@@ -41,6 +53,7 @@ enum drop_cause {
 #define EVF_BLOCKED     (1 << 4)  /* denied in the kernel */
 #define EVF_LOOPBACK    (1 << 5)
 #define EVF_ABSOLUTE    (1 << 6)  /* a relative open made absolute in the kernel (cwd/dirfd) */
+/* bits 7-10: file monitor (issue 8), 11-12: egress (issue 10), 13-14: loss/tamper (issue 9) */
 
 /* memory-access techniques */
 enum technique {
@@ -51,6 +64,7 @@ enum technique {
 	TECH_PROC_ENVIRON = 5,
 	TECH_PROC_MAPS = 6,
 	TECH_PIDFD_GETFD = 7,
+	TECH_PROC_FD = 8,        /* /proc/PID/fd/N of another process */
 };
 
 struct event_header {            /* 64 bytes */
@@ -128,7 +142,7 @@ struct event {                   /* 336 bytes */
 	};
 };
 
-#define NR_KINDS 8             /* indexed by enum event_type */
+#define NR_KINDS 16            /* indexed by enum event_type */
 
 /* Per-CPU counters, one array slot. Userspace sums over CPUs. */
 struct counters {
