@@ -4,10 +4,9 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 CLANG ?= clang-19
 BUILD := build
-# files.bpf.c defines the shared maps: it goes first (libbpf's linker resolves extern maps
-# against an earlier definition).
-BPF_SRCS := bpf/files.bpf.c $(filter-out bpf/files.bpf.c,$(wildcard bpf/*.bpf.c))
-BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+# One translation unit includes every program file (bpf/bee_trace.bpf.c): maps and kfunc
+# declarations exist once (libbpf 1.1's object linker cannot merge kfunc externs).
+BPF_UNIT := bpf/bee_trace.bpf.c
 BPF_OBJECT := bee_trace/bpf/bee_trace.bpf.o
 APT_PACKAGES := clang-19 llvm-19 libbpf-dev libbpf1 bpftool python3-venv make
 
@@ -37,13 +36,13 @@ $(BUILD)/vmlinux.h:
 	@mkdir -p $(BUILD)
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@
 
-$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/*.h $(BUILD)/vmlinux.h
-	$(CLANG) -O2 -g -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -I$(BUILD) -Ibpf -c $< -o $@
+$(BUILD)/bee_trace.bpf.o: bpf/*.c bpf/*.h $(BUILD)/vmlinux.h
+	$(CLANG) -O2 -g -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -I$(BUILD) -Ibpf -c $(BPF_UNIT) -o $@
 
-# Link the per-monitor objects into one object whose programs share the maps.
-$(BPF_OBJECT): $(BPF_OBJS)
+# `gen object` on the one object strips DWARF and keeps the BTF that CO-RE needs.
+$(BPF_OBJECT): $(BUILD)/bee_trace.bpf.o
 	@mkdir -p $(dir $@)
-	bpftool gen object $@ $(BPF_OBJS)
+	bpftool gen object $@ $< || { rm -f $@; exit 1; }
 
 bpf: $(BPF_OBJECT)
 

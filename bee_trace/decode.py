@@ -14,7 +14,7 @@ import numpy as np
 
 from . import records as R
 from .dns import DnsTracker, parse_query
-from .procinfo import ProcCache, decode, resolve_path
+from .procinfo import ProcCache, decode
 
 AF_INET, AF_INET6 = 2, 10
 PROTOCOLS = {6: "tcp", 17: "udp"}
@@ -30,11 +30,24 @@ def _boot_to_realtime_ns() -> int:
     return time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 
 
+CHUNKS_PENDING_MAX = 4096  # chains whose record was lost never complete: bound what waits
+
+
 @dataclass
 class DecodeContext:
     procs: ProcCache = field(default_factory=ProcCache)
     dns: DnsTracker = field(default_factory=DnsTracker)
     realtime_offset_ns: int = field(default_factory=_boot_to_realtime_ns)
+    # EV_PATH continuations by (tid, chain): {what: {index: bytes}} until their record arrives.
+    chunks: dict[tuple[int, int], dict[int, dict[int, bytes]]] = field(default_factory=dict)
+
+    def add_chunk(self, tid: int, chain: int, what: int, index: int, data: bytes) -> None:
+        if len(self.chunks) >= CHUNKS_PENDING_MAX:
+            self.chunks.pop(next(iter(self.chunks)))
+        self.chunks.setdefault((tid, chain), {}).setdefault(what, {})[index] = data
+
+    def take_chunks(self, tid: int, chain: int) -> dict[int, dict[int, bytes]]:
+        return self.chunks.pop((tid, chain), {})
 
 
 Event = dict[str, Any]
@@ -90,36 +103,69 @@ def header_fields(rec: np.void, ctx: DecodeContext) -> Event:
     }
 
 
-def file_path(rec: np.void) -> tuple[bytes, bool]:
-    """The path bytes carried by a file record and whether it is only the tail."""
-    f = rec["u"]["file"]
-    n = min(int(f["path_len"]), R.PATH_LEN)
-    return bytes(f["path"])[:n], bool(int(rec["h"]["flags"]) & R.EVF_TRUNCATED)
+def _joined(parts: dict[int, bytes], count: int) -> tuple[bytes, bool]:
+    """Chunks 0..count-1 in order; False when one is missing."""
+    out = [parts.get(i) for i in range(count)]
+    if any(p is None for p in out):
+        return b"".join(p for p in out if p is not None), False
+    return b"".join(out), True  # type: ignore[arg-type]
+
+
+def file_path(rec: np.void, ctx: DecodeContext) -> tuple[bytes, bytes | None, bool]:
+    """(resolved path, the caller's string when it differs, complete): the record's tail joined
+    with the EV_PATH records that preceded it."""
+    h, f = rec["h"], rec["u"]["file"]
+    total = int(f["path_len"])
+    tail = bytes(f["path"])[:min(total, R.FILE_TAIL)]
+    complete = not int(h["flags"]) & (R.EVF_TRUNCATED | R.EVF_CHUNK_LOST)
+    requested: bytes | None = None
+    if int(h["flags"]) & R.EVF_CHAINED:
+        chunks = ctx.take_chunks(int(h["tid"]), int(h["ts_ns"]))
+        head, ok = _joined(chunks.get(R.CHUNK_PATH, {}), int(f["nchunks"]))
+        if ok and len(head) + len(tail) == total:
+            tail = head + tail
+        else:
+            complete = False
+        if int(f["req_len"]):
+            req, ok = _joined(chunks.get(R.CHUNK_REQUESTED, {}), int(f["nreq"]))
+            requested = req[:int(f["req_len"])]
+    elif total > R.FILE_TAIL:
+        complete = False
+    return tail, requested, complete
+
+
+def decode_chunk(rec: np.void, ctx: DecodeContext) -> None:
+    c = rec["u"]["chunk"]
+    n = min(int(c["len"]), R.CHUNK_LEN)
+    ctx.add_chunk(int(rec["h"]["tid"]), int(c["chain"]), int(c["what"]), int(c["index"]),
+                  bytes(c["data"])[:n])
+    return None
 
 
 def decode_file(rec: np.void, ctx: DecodeContext) -> Event:
     ev = header_fields(rec, ctx)
-    raw, truncated = file_path(rec)
+    f = rec["u"]["file"]
     flags = int(rec["h"]["flags"])
-    if flags & R.EVF_ABSOLUTE:
-        # Made absolute in the kernel from the cwd/dirfd at the time of the open.
-        resolved = True
-        if not truncated:
-            raw = os.path.normpath(raw)
-    elif truncated:
-        resolved = False
-    else:
-        raw, resolved = resolve_path(ev["pid"], int(rec["u"]["file"]["dirfd"]), raw)
+    raw, requested, complete = file_path(rec, ctx)
     ev.update({
         "kind": "file",
-        "path": ("…" if truncated else "") + decode(raw),
-        "access": "write" if int(rec["h"]["flags"]) & R.EVF_WRITE else "read",
-        "truncated": truncated,
-        "path_len": int(rec["u"]["file"]["path_len"]),
-        "open_flags": int(rec["u"]["file"]["open_flags"]),
+        "path": ("…" if not complete else "") + decode(raw),
+        "access": "write" if flags & R.EVF_WRITE else "read",
+        "truncated": not complete,
+        "path_len": int(f["path_len"]),
+        "open_flags": int(f["open_flags"]),
+        "dev": int(f["dev"]),
+        "ino": int(f["ino"]),
+        "match": "inode" if int(f["match"]) & R.MATCH_INODE else "name",
+        "origin": R.ORIGINS.get(int(f["origin"]), "syscall"),
+        "syscall": int(f["syscall"]),
     })
-    if not resolved and not raw.startswith(b"/"):
+    if requested is not None and requested != raw:
+        ev["requested_path"] = decode(requested)
+    if flags & R.EVF_UNRESOLVED:
         ev["path_resolved"] = False
+    if flags & R.EVF_READ_FAULT:
+        ev["read_fault"] = True
     return ev
 
 
@@ -145,6 +191,8 @@ def decode_mem(rec: np.void, ctx: DecodeContext) -> Event:
     n = min(int(m["path_len"]), 128)
     if n:
         ev["path"] = decode(bytes(m["path"])[:n])
+    if int(m["path_len"]) or int(m["origin"]):
+        ev["origin"] = R.ORIGINS.get(int(m["origin"]), "syscall")
     return ev
 
 
@@ -248,6 +296,7 @@ def decode_exit(rec: np.void, ctx: DecodeContext) -> Event | None:
 
 DECODERS: dict[int, Decoder] = {
     R.EV_FILE: decode_file,
+    R.EV_PATH: decode_chunk,
     R.EV_MEM: decode_mem,
     R.EV_NET: decode_net,
     R.EV_EXEC: decode_exec,

@@ -156,16 +156,3 @@ def read_proc(pid: int) -> ProcInfo | None:
     except OSError:
         pass
     return info
-
-
-def resolve_path(pid: int, dirfd: int, path: bytes) -> tuple[bytes, bool]:
-    """Make a relative open path absolute against the process's cwd (or dirfd) while it lives.
-    Returns (path, resolved); the raw path when the process is gone."""
-    if path.startswith(b"/"):
-        return path, True
-    link = f"/proc/{pid}/cwd" if dirfd == -100 else f"/proc/{pid}/fd/{dirfd}"
-    try:
-        base = os.fsencode(os.readlink(link))
-    except OSError:
-        return path, False
-    return os.path.normpath(base + b"/" + path), True

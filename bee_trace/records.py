@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 COMM_LEN = 16
-PATH_LEN = 256
+FILE_TAIL = 232          # path bytes in a file record
+CHUNK_LEN = 256          # bytes in an EV_PATH continuation record
+PATH_MAX = 4096
 FILTER_BITS_LOG2 = 16
 FILTER_WORDS = 1 << (FILTER_BITS_LOG2 - 6)
 
@@ -25,6 +27,17 @@ NR_DROP_CAUSES = len(DROP_CAUSES)
 # header flags
 EVF_TRUNCATED, EVF_WRITE, EVF_READ_FAULT, EVF_PROTECTED, EVF_BLOCKED, EVF_LOOPBACK, EVF_ABSOLUTE = (
     1, 2, 4, 8, 16, 32, 64)
+EVF_CHAINED, EVF_CHUNK_LOST, EVF_UNRESOLVED = 1 << 7, 1 << 8, 1 << 9
+# enum open_origin
+ORIGINS = {0: "syscall", 1: "compat", 2: "io_uring"}
+# file_payload.match bits
+MATCH_NAME, MATCH_INODE = 1, 2
+# enum chunk_what
+CHUNK_PATH, CHUNK_REQUESTED = 0, 1
+# enum tier
+TIER_HIGH, TIER_LOW = 0, 1
+# dentry walk flags (bpf/vfs.h)
+DPATH_OVERFLOW, DPATH_DETACHED = 1, 2
 # enum technique
 TECHNIQUES = {1: "ptrace", 2: "process_vm_readv", 3: "process_vm_writev", 4: "proc_mem",
               5: "proc_environ", 6: "proc_maps", 7: "pidfd_getfd", 8: "proc_fd"}
@@ -44,8 +57,15 @@ header_dtype = np.dtype([
 ])
 
 file_dtype = np.dtype([
-    ("dirfd", "<i4"), ("open_flags", "<u4"), ("path_len", "<u4"), ("syscall", "<u4"),
-    ("path", f"V{PATH_LEN}"),
+    ("ino", "<u8"), ("dev", "<u4"), ("open_flags", "<u4"), ("f_mode", "<u4"), ("path_len", "<u4"),
+    ("req_len", "<u4"), ("_pad", "<u4"), ("syscall", "<u2"), ("origin", "u1"), ("match", "u1"),
+    ("tier", "u1"), ("nchunks", "u1"), ("nreq", "u1"), ("walk_flags", "u1"),
+    ("path", f"V{FILE_TAIL}"),
+])
+
+chunk_dtype = np.dtype([
+    ("chain", "<u8"), ("index", "<u2"), ("len", "<u2"), ("what", "u1"), ("_pad", "V3"),
+    ("data", f"V{CHUNK_LEN}"),
 ])
 
 net_dtype = np.dtype([
@@ -55,7 +75,8 @@ net_dtype = np.dtype([
 
 mem_dtype = np.dtype([
     ("technique", "<u4"), ("target_pid", "<u4"), ("request", "<u8"),
-    ("target_comm", f"S{COMM_LEN}"), ("path_len", "<u4"), ("_pad", "<u4"), ("path", "V128"),
+    ("target_comm", f"S{COMM_LEN}"), ("path_len", "<u4"), ("syscall", "<u2"), ("origin", "u1"),
+    ("_pad", "u1"), ("path", "V128"),
 ])
 
 proc_dtype = np.dtype([
@@ -69,9 +90,9 @@ agg_dtype = np.dtype([
 
 PAYLOAD_SIZE = 272
 payload_dtype = np.dtype({
-    "names": ["file", "net", "mem", "proc", "agg"],
-    "formats": [file_dtype, net_dtype, mem_dtype, proc_dtype, agg_dtype],
-    "offsets": [0, 0, 0, 0, 0],
+    "names": ["file", "chunk", "net", "mem", "proc", "agg"],
+    "formats": [file_dtype, chunk_dtype, net_dtype, mem_dtype, proc_dtype, agg_dtype],
+    "offsets": [0, 0, 0, 0, 0, 0],
     "itemsize": PAYLOAD_SIZE,
 })
 
@@ -115,6 +136,7 @@ agg_value_dtype = np.dtype([
     ("count", "<u8"), ("window_start", "<u8"), ("uid", "<u4"), ("ppid", "<u4"),
     ("comm", f"S{COMM_LEN}"), ("sample", "V96"),
 ])
+inode_key_dtype = np.dtype([("ino", "<u8"), ("dev", "<u4"), ("_pad", "<u4")])
 rate_key_dtype = np.dtype([("type", "<u4"), ("sid", "<u4")])
 rate_value_dtype = np.dtype([("tokens", "<u8"), ("last_ns", "<u8")])
 
@@ -122,6 +144,8 @@ rate_value_dtype = np.dtype([("tokens", "<u8"), ("last_ns", "<u8")])
 C_STRUCTS: dict[str, np.dtype] = {
     "event_header": header_dtype,
     "file_payload": file_dtype,
+    "path_chunk": chunk_dtype,
+    "inode_key": inode_key_dtype,
     "net_payload": net_dtype,
     "mem_payload": mem_dtype,
     "proc_payload": proc_dtype,

@@ -44,12 +44,11 @@ class TemplateCache:
 _PER_RECORD_BYTES = [(1, 2), (4, 24), (28, 32)]
 _HDR = R.header_dtype.itemsize
 _NET_LEN = R.net_dtype.itemsize
-_PATH_OFF = R.file_dtype.fields["path"][1]
 
 
 def template_keys(batch: np.ndarray, types: list[int]) -> tuple[list[bytes | None], list[int]]:
     """Per record, the bytes that say what it reports (None where no template may be used:
-    relative paths depend on the cwd at the time, DNS sends on their payload, other record types
+    long paths and differing caller strings span several records, DNS sends depend on their payload, other record types
     are rare or change state), and its tgid. Built with whole-batch numpy operations."""
     n = len(types)
     h = batch["h"]
@@ -58,8 +57,8 @@ def template_keys(batch: np.ndarray, types: list[int]) -> tuple[list[bytes | Non
     raw = batch.view(np.uint8).reshape(n, -1)
     is_file = typ == R.EV_FILE
     if is_file.any():
-        absolute = (h["flags"] & R.EVF_ABSOLUTE) != 0
-        use |= is_file & ((raw[:, _HDR + _PATH_OFF] == ord("/")) | absolute)
+        # Records with continuations carry only the tail here: decode those one by one.
+        use |= is_file & ((h["flags"] & R.EVF_CHAINED) == 0)
     is_net = typ == R.EV_NET
     if is_net.any():
         use |= is_net & (batch["u"]["net"]["dport"] != DNS_PORT)

@@ -55,4 +55,3 @@ int block_sendmsg6(struct bpf_sock_addr *ctx)
 	return allow_v6(ctx);
 }
 
-char LICENSE[] SEC("license") = "GPL";

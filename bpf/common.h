@@ -9,13 +9,9 @@
 #include <bpf/bpf_core_read.h>
 #include "events.h"
 
-/* Maps are defined once (in files.bpf.c, which defines BEE_DEFINE_MAPS) and declared extern
- * elsewhere; `bpftool gen object` links the programs into one object that shares them. */
-#ifdef BEE_DEFINE_MAPS
+/* Every program file is compiled in one translation unit (bee_trace.bpf.c), so each map is
+ * defined once and shared by all programs. */
 #define BEE_MAP
-#else
-#define BEE_MAP extern
-#endif
 
 BEE_MAP struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -48,12 +44,13 @@ BEE_MAP struct {
 	__type(value, struct file_filter);
 } file_filter SEC(".maps");
 
-/* Per-CPU scratch for a user path: 8 zero bytes before it so an 8-byte load ending at the last
- * character is always in bounds and reads zeros for short paths. */
+/* Per-CPU scratch for a path: 8 zero bytes before it so an 8-byte load ending at the last
+ * character is always in bounds and reads zeros for short paths; slack after it so a 256-byte
+ * chunk copied from any offset below SCRATCH_LEN stays inside. */
 #define SCRATCH_LEN 4096
 struct path_scratch {
 	__u64 zero;
-	char buf[SCRATCH_LEN + 16];
+	char buf[SCRATCH_LEN + 272];
 };
 
 BEE_MAP struct {

@@ -6,7 +6,7 @@
 #define BEE_EVENTS_H
 
 #define COMM_LEN 16
-#define PATH_LEN 256          /* path bytes carried in a record (the tail when longer) */
+
 
 enum event_type {
 	EV_FILE = 1,
@@ -46,13 +46,16 @@ enum drop_cause {
 };
 
 /* header flags */
-#define EVF_TRUNCATED   (1 << 0)  /* path longer than PATH_LEN: record holds its tail */
+#define EVF_TRUNCATED   (1 << 0)  /* path longer than PATH_MAX: its head is missing */
 #define EVF_WRITE       (1 << 1)  /* open flags ask for write access */
 #define EVF_READ_FAULT  (1 << 2)  /* a user pointer could not be read */
 #define EVF_PROTECTED   (1 << 3)  /* touches a protected process */
 #define EVF_BLOCKED     (1 << 4)  /* denied in the kernel */
 #define EVF_LOOPBACK    (1 << 5)
 #define EVF_ABSOLUTE    (1 << 6)  /* a relative open made absolute in the kernel (cwd/dirfd) */
+#define EVF_CHAINED     (1 << 7)  /* EV_PATH records precede this one */
+#define EVF_CHUNK_LOST  (1 << 8)  /* an EV_PATH record of this one could not be reserved */
+#define EVF_UNRESOLVED  (1 << 9)  /* the path could not be resolved up to the task's root */
 /* bits 7-10: file monitor (issue 8), 11-12: egress (issue 10), 13-14: loss/tamper (issue 9) */
 
 /* memory-access techniques */
@@ -82,12 +85,57 @@ struct event_header {            /* 64 bytes */
 	char comm[COMM_LEN];
 };
 
+/* A file opened by name or handle, resolved at syscall exit from the struct file. */
+#define FILE_TAIL 232            /* path bytes in the record: the whole path, or its last bytes */
 struct file_payload {            /* 272 bytes */
-	__s32 dirfd;
-	__u32 open_flags;
-	__u32 path_len;          /* full length of the user path (without NUL) */
-	__u32 syscall;           /* syscall number, for the record */
-	char path[PATH_LEN];
+	__u64 ino;
+	__u32 dev;               /* super_block s_dev (kernel encoding: major << 20 | minor) */
+	__u32 open_flags;        /* f_flags of the opened file */
+	__u32 f_mode;
+	__u32 path_len;          /* full length of the resolved path */
+	__u32 req_len;           /* length of the caller's string when it differs, else 0 */
+	__u32 _pad;
+	__u16 syscall;           /* syscall number (compat numbers with ORIGIN_COMPAT), io_uring op */
+	__u8 origin;             /* enum open_origin */
+	__u8 match;              /* MATCH_* bits: why the kernel sent it */
+	__u8 tier;               /* enum tier */
+	__u8 nchunks;            /* EV_PATH records with the path's head, sent just before */
+	__u8 nreq;               /* EV_PATH records with the caller's string, sent just before */
+	__u8 walk_flags;         /* DPATH_* bits of the dentry walk */
+	char path[FILE_TAIL];
+};
+
+enum open_origin {
+	ORIGIN_SYSCALL = 0,
+	ORIGIN_COMPAT = 1,       /* int 0x80 / sysenter */
+	ORIGIN_URING = 2,        /* io_uring request */
+};
+
+#define MATCH_NAME  (1 << 0)     /* "/parent/basename" keys hit the filter */
+#define MATCH_INODE (1 << 1)     /* (dev, ino) of a watched file */
+
+/* Continuation of a record's strings: the head of a path longer than FILE_TAIL, or the
+ * caller's own string. Sent just before the record it belongs to, which has the same tid and
+ * ts_ns (the chain id); the decoder joins them in index order. */
+#define CHUNK_LEN 256
+#define MAX_CHUNKS 17            /* PATH_MAX (4096) in CHUNK_LEN pieces, plus one */
+struct path_chunk {              /* 272 bytes */
+	__u64 chain;
+	__u16 index;
+	__u16 len;
+	__u8 what;               /* CHUNK_PATH or CHUNK_REQUESTED */
+	__u8 _pad[3];
+	char data[CHUNK_LEN];
+};
+
+enum chunk_what {
+	CHUNK_PATH = 0,
+	CHUNK_REQUESTED = 1,
+};
+
+enum tier {
+	TIER_HIGH = 0,           /* keys, credentials, protected processes, tampering */
+	TIER_LOW = 1,            /* certificates, user globs */
 };
 
 struct net_payload {
@@ -108,8 +156,10 @@ struct mem_payload {
 	__u64 request;           /* ptrace request, or 0 */
 	char target_comm[COMM_LEN];
 	__u32 path_len;
-	__u32 _pad;
-	char path[128];          /* /proc path when the technique is a file open */
+	__u16 syscall;
+	__u8 origin;             /* enum open_origin */
+	__u8 _pad;
+	char path[128];          /* /proc path (resolved) when the technique is a file open */
 };
 
 struct proc_payload {
@@ -135,6 +185,7 @@ struct event {                   /* 336 bytes */
 	struct event_header h;
 	union {
 		struct file_payload file;
+		struct path_chunk chunk;
 		struct net_payload net;
 		struct mem_payload mem;
 		struct proc_payload proc;

@@ -4,6 +4,7 @@
  * The target is resolved to its thread group and name in the kernel (bpf_task_from_pid), so a
  * target that exits at once is still named. Every record goes on the critical lane. */
 #include "common.h"
+#include "kfuncs.h"
 
 #define PTRACE_PEEKTEXT 1
 #define PTRACE_POKEUSR 6
@@ -11,8 +12,6 @@
 #define PTRACE_SEIZE 0x4206
 #define PIDFS_MAGIC 0x50494446
 
-extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
-extern void bpf_task_release(struct task_struct *p) __ksym;
 
 /* Report an access to `pid` (a thread id in the caller's view; the initial namespace here) unless
  * it is the caller's own process. */
@@ -109,4 +108,3 @@ int mem_pidfd_getfd(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-char LICENSE[] SEC("license") = "GPL";

@@ -344,4 +344,3 @@ int net_sendmmsg(struct trace_event_raw_sys_enter *ctx)
 			     (const struct user_msghdr *)ctx->args[1], (__u32)ctx->args[3]);
 }
 
-char LICENSE[] SEC("license") = "GPL";

@@ -104,4 +104,3 @@ int proc_exit(struct trace_event_raw_sched_process_exit *ctx)
 	return 0;
 }
 
-char LICENSE[] SEC("license") = "GPL";

@@ -29,12 +29,11 @@ def synthetic_batch(n: int, pid: int | None = None) -> np.ndarray:
     h["comm"] = b"bench"
     paths = [f"/home/runner/work/repo/certs/key-{i % 1000}.pem".encode() for i in range(n)]
     f = a["u"]["file"]
-    f["dirfd"] = -100
     f["path_len"] = [len(p) for p in paths]
-    raw = np.zeros((n, R.PATH_LEN), dtype=np.uint8)
+    raw = np.zeros((n, R.FILE_TAIL), dtype=np.uint8)
     for i, p in enumerate(paths):
         raw[i, :len(p)] = np.frombuffer(p, dtype=np.uint8)
-    f["path"] = raw.view(f"V{R.PATH_LEN}").reshape(n)
+    f["path"] = raw.view(f"V{R.FILE_TAIL}").reshape(n)
     return a
 
 
@@ -61,10 +60,10 @@ def columnar(batch: np.ndarray) -> list[dict[str, Any]]:
     cg = h["cgroup_id"].tolist()
     comms = [decode(c) for c in h["comm"].tolist()]
     write = ((h["flags"] & R.EVF_WRITE) != 0).tolist()
-    lens = np.minimum(f["path_len"], R.PATH_LEN).tolist()
+    lens = np.minimum(f["path_len"], R.FILE_TAIL).tolist()
     off = R.header_dtype.itemsize + R.file_dtype.fields["path"][1]
     raw = np.ascontiguousarray(batch).view(np.uint8).reshape(len(batch), R.EVENT_SIZE)
-    raw = raw[:, off:off + R.PATH_LEN]
+    raw = raw[:, off:off + R.FILE_TAIL]
     flen = f["path_len"].tolist()
     oflags = f["open_flags"].tolist()
     infos = {p: ctx.procs.get(p) for p in set(tgid)}

@@ -22,10 +22,9 @@ def _batch(paths: list[bytes], tgid: int) -> np.ndarray:
     b["h"]["seq"] = np.arange(1, len(paths) + 1)
     b["h"]["cpu"] = np.arange(len(paths)) % 2
     b["h"]["ts_ns"] = time.clock_gettime_ns(time.CLOCK_BOOTTIME) + np.arange(len(paths)) * 1000
-    b["u"]["file"]["dirfd"] = -100
     for i, p in enumerate(paths):
         b["u"]["file"]["path_len"][i] = len(p)
-        b[i]["u"]["file"]["path"] = p.ljust(R.PATH_LEN, b"\0")
+        b[i]["u"]["file"]["path"] = p.ljust(R.FILE_TAIL, b"\0")
     return b
 
 

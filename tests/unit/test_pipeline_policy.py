@@ -21,7 +21,7 @@ def _file(path: bytes, comm: bytes = b"cat") -> np.ndarray:
     b["h"]["comm"] = comm
     b["h"]["ts_ns"] = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
     b["u"]["file"]["path_len"] = len(path)
-    b[0]["u"]["file"]["path"] = path.ljust(R.PATH_LEN, b"\0")
+    b[0]["u"]["file"]["path"] = path.ljust(R.FILE_TAIL, b"\0")
     return b
 
 

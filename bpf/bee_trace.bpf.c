@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The whole kernel side in one translation unit: each included file is one concern (its own
+ * programs), sharing the maps of common.h. */
+#include "files.bpf.c"
+#include "memory.bpf.c"
+#include "network.bpf.c"
+#include "block.bpf.c"
+#include "process.bpf.c"
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The exit-time decision for a new file descriptor, shared by the syscall, compat and io_uring
+ * programs: fd -> struct file -> procfs target, watched inode, or filter keys -> record. */
+#ifndef BEE_OPEN_EXIT_H
+#define BEE_OPEN_EXIT_H
+
+#include "common.h"
+#include "file_match.h"
+#include "procfs.h"
+
+/* (dev, ino) of every existing file the policy names, written by userspace at start and kept
+ * current on link/rename: an open of these inodes is reported whatever it is called. */
+struct inode_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 _pad;
+};
+
+struct inode_value {
+	__u8 tier;
+	__u8 _pad[7];
+};
+
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct inode_key);
+	__type(value, struct inode_value);
+} watched_inodes SEC(".maps");
+
+struct chunk_ctx {
+	struct counters *c;
+	struct settings *s;
+	const char *src;
+	__u64 chain;
+	__u32 start;
+	__u32 len;
+	__u32 what;
+	__u32 sent;
+	__u32 lost;
+};
+
+/* One EV_PATH record per call: bytes [start + i*CHUNK_LEN, ...) of src. */
+static long chunk_step(__u64 i, struct chunk_ctx *x)
+{
+	__u32 off = i * CHUNK_LEN, n;
+	struct event *e;
+
+	if (off >= x->len)
+		return 1;
+	e = reserve_event(x->c, LANE_CRITICAL, EV_PATH);
+	if (!e) {
+		x->lost = 1;
+		return 1;
+	}
+	n = x->len - off;
+	if (n > CHUNK_LEN)
+		n = CHUNK_LEN;
+	e->h.ts_ns = x->chain;
+	e->chunk.chain = x->chain;
+	e->chunk.index = i;
+	e->chunk.len = n;
+	e->chunk.what = x->what;
+	bpf_probe_read_kernel(e->chunk.data, CHUNK_LEN, x->src + ((x->start + off) & DPATH_MASK));
+	submit_event(x->c, x->s, e);
+	x->sent++;
+	return 0;
+}
+
+static __always_inline __u32 send_chunks(struct counters *c, struct settings *s, const char *src,
+					 __u32 start, __u32 len, __u64 chain, __u32 what,
+					 __u32 *lost)
+{
+	struct chunk_ctx x = { .c = c, .s = s, .src = src, .chain = chain, .start = start,
+			       .len = len, .what = what };
+
+	if (len)
+		bpf_loop(MAX_CHUNKS, chunk_step, &x, 0);
+	*lost |= x.lost;
+	return x.sent;
+}
+
+struct cmp_ctx {
+	const char *a;
+	const char *b;
+	__u32 len;
+	__u32 differ;
+};
+
+static long cmp_step(__u64 i, struct cmp_ctx *x)
+{
+	__u64 va = 0, vb = 0;
+	__u32 off = i * 8, n = x->len - off;
+
+	if (off >= x->len)
+		return 1;
+	if (n > 8)
+		n = 8;
+	bpf_probe_read_kernel(&va, n & 15, x->a + off);
+	bpf_probe_read_kernel(&vb, n & 15, x->b + off);
+	if (va != vb) {
+		x->differ = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline int strings_differ(const char *a, const char *b, __u32 len)
+{
+	struct cmp_ctx x = { .a = a, .b = b, .len = len };
+
+	bpf_loop(SCRATCH_LEN / 8, cmp_step, &x, 0);
+	return x.differ;
+}
+
+/* Filter keys come from "/parent/basename" read off the dentries (two short name copies): the
+ * patterns' keys never need more (see bee_trace/patterns.py). */
+static __always_inline int name_candidate(struct file *f, struct dentry *d)
+{
+	struct vfsmount *vfs = f->f_path.mnt;
+	struct dentry *p = d->d_parent;
+	struct path_scratch *sc;
+	__u32 zero = 0, bn, pn, len;
+
+	sc = bpf_map_lookup_elem(&path_scratch, &zero);
+	if (!sc)
+		return 0;
+	if (p == vfs->mnt_root) {
+		/* The parent is a mount root: its name is the mountpoint's. */
+		struct mount *m = VFS_CAST(struct mount,
+					   (char *)vfs - bpf_core_field_offset(struct mount, mnt));
+
+		if (m->mnt_parent != m)
+			p = m->mnt_mountpoint;
+	}
+	bn = d->d_name.len & 255;
+	pn = p->d_name.len & 255;
+	sc->zero = 0;
+	sc->buf[0] = '/';
+	bpf_probe_read_kernel(&sc->buf[1], pn, p->d_name.name);
+	sc->buf[(1 + pn) & 511] = '/';
+	bpf_probe_read_kernel(&sc->buf[(2 + pn) & 511], bn, d->d_name.name);
+	len = 2 + pn + bn;
+	sc->buf[len & 1023] = 0;
+	return path_is_candidate(sc, len);
+}
+
+static __always_inline void emit_proc_open(struct counters *c, struct settings *s,
+					   struct task_struct *t, struct file *f,
+					   struct inode *inode, struct dentry *d, long nr,
+					   __u8 origin)
+{
+	struct proc_target pt = {};
+	struct dpath_buf *w;
+	struct event *e;
+	__u32 start = 0, wflags = 0, len;
+	int tech;
+
+	tech = procfs_technique(inode, d, &pt);
+	/* A process reading its own /proc entries is not an event. */
+	if (!tech || pt.tgid == t->tgid)
+		return;
+	w = vfs_path(t, f->f_path.mnt, d, &start, &wflags);
+	e = reserve_event(c, LANE_CRITICAL, EV_MEM);
+	if (!e)
+		return;
+	__builtin_memset(&e->mem, 0, sizeof(e->mem));
+	e->mem.technique = tech;
+	e->mem.target_pid = pt.tgid;
+	__builtin_memcpy(e->mem.target_comm, pt.comm, COMM_LEN);
+	e->mem.syscall = nr;
+	e->mem.origin = origin;
+	if (w) {
+		len = DPATH_END - start;
+		e->mem.path_len = len;
+		bpf_probe_read_kernel(e->mem.path, sizeof(e->mem.path), &w->buf[start & DPATH_MASK]);
+	}
+	submit_event(c, s, e);
+}
+
+static __always_inline void emit_file_open(struct counters *c, struct settings *s,
+					   struct task_struct *t, struct file *f,
+					   struct inode_key *key, __u8 match, long nr, __u8 origin,
+					   const char *upath)
+{
+	struct dentry *d = f->f_path.dentry;
+	struct path_scratch *sc;
+	struct dpath_buf *w;
+	struct event *e;
+	__u32 zero = 0, start = 0, wflags = 0, len, tail, lost = 0, nchunks, nreq = 0, req_len = 0;
+	__u16 flags = 0;
+	__u64 chain;
+	long n;
+
+	w = vfs_path(t, f->f_path.mnt, d, &start, &wflags);
+	if (!w)
+		return;
+	chain = bpf_ktime_get_boot_ns();
+	len = DPATH_END - start;
+	tail = len > FILE_TAIL ? FILE_TAIL : len;
+	nchunks = send_chunks(c, s, w->buf, start, len - tail, chain, CHUNK_PATH, &lost);
+
+	/* The caller's string, only to show it when it differs (never for a decision). */
+	sc = bpf_map_lookup_elem(&path_scratch, &zero);
+	if (upath && sc) {
+		n = bpf_probe_read_user_str(sc->buf, SCRATCH_LEN, upath);
+		if (n <= 0) {
+			flags |= EVF_READ_FAULT;
+			count_drop(c, LANE_CRITICAL, DROP_READ_FAULT);
+		} else {
+			req_len = (n - 1) & (SCRATCH_LEN - 1);
+			if (req_len == len && !strings_differ(sc->buf, &w->buf[start & DPATH_MASK], len))
+				req_len = 0;
+			else
+				nreq = send_chunks(c, s, sc->buf, 0, req_len, chain, CHUNK_REQUESTED,
+						   &lost);
+		}
+	}
+
+	e = reserve_event(c, LANE_CRITICAL, EV_FILE);
+	if (!e)
+		return;
+	e->h.ts_ns = chain;
+	e->file.ino = key->ino;
+	e->file.dev = key->dev;
+	e->file.open_flags = f->f_flags;
+	e->file.f_mode = f->f_mode;
+	e->file.path_len = len;
+	e->file.req_len = req_len;
+	e->file._pad = 0;
+	e->file.syscall = nr;
+	e->file.origin = origin;
+	e->file.match = match;
+	e->file.tier = TIER_HIGH;
+	e->file.nchunks = nchunks;
+	e->file.nreq = nreq;
+	e->file.walk_flags = wflags;
+	bpf_probe_read_kernel(e->file.path, FILE_TAIL, &w->buf[(DPATH_END - tail) & DPATH_MASK]);
+	if ((f->f_mode & FMODE_WRITE) || (f->f_flags & O_TRUNC))
+		flags |= EVF_WRITE;
+	if (nchunks || nreq)
+		flags |= EVF_CHAINED;
+	if (lost)
+		flags |= EVF_CHUNK_LOST;
+	if (wflags & DPATH_OVERFLOW)
+		flags |= EVF_TRUNCATED;
+	if (wflags & DPATH_DETACHED)
+		flags |= EVF_UNRESOLVED;
+	e->h.flags = flags;
+	submit_event(c, s, e);
+}
+
+/* A syscall (or io_uring request) returned `ret`; when it is a new fd, decide on its file. */
+static __always_inline int open_exit(struct task_struct *t, long ret, long nr, __u8 origin,
+				     const char *upath)
+{
+	struct settings *s = get_settings();
+	struct inode_key key = {};
+	struct counters *c;
+	struct inode *inode;
+	struct dentry *d;
+	struct file *f;
+	__u8 match = 0;
+
+	if (ret < 0 || skip_event(s, PROBE_FILE | PROBE_MEMORY))
+		return 0;
+	f = vfs_fd_file(t, ret);
+	c = get_counters();
+	if (!f || !c)
+		return 0;
+	c->inspected++;
+	inode = f->f_inode;
+	d = f->f_path.dentry;
+	if (inode->i_sb->s_magic == PROC_SUPER_MAGIC) {
+		if (s->probes & PROBE_MEMORY)
+			emit_proc_open(c, s, t, f, inode, d, nr, origin);
+		return 0;
+	}
+	/* O_PATH fds give no access to the data; reopening one is an open we see. */
+	if (!(s->probes & PROBE_FILE) || (f->f_mode & FMODE_PATH))
+		return 0;
+	key.ino = inode->i_ino;
+	key.dev = inode->i_sb->s_dev;
+	if (bpf_map_lookup_elem(&watched_inodes, &key))
+		match = MATCH_INODE;
+	else if (name_candidate(f, d))
+		match = MATCH_NAME;
+	if (!match)
+		return 0;
+	c->candidates++;
+	emit_file_open(c, s, t, f, &key, match, nr, origin, upath);
+	return 0;
+}
+
+#endif
