@@ -102,7 +102,8 @@ def _file_class(path: str) -> tuple[str, str | None]:
 
 
 def _classify_file(ev: dict, cfg: Config) -> None:
-    path = _s(ev, "path")
+    # A watched inode reached under another name is judged by the name the policy gave it.
+    path = _s(ev, "watched_path") or _s(ev, "path")
     access = "write" if ev.get("access") == "write" else "read"
     files = cfg.files
     levels = cfg.reporting.severity_levels

@@ -294,7 +294,16 @@ def decode_exit(rec: np.void, ctx: DecodeContext) -> Event | None:
     return ev
 
 
+def decode_uring(rec: np.void, ctx: DecodeContext) -> Event:
+    ev = header_fields(rec, ctx)
+    u = rec["u"]["uring"]
+    ev.update({"kind": "process", "op": "io_uring_setup", "sq_entries": int(u["sq_entries"]),
+               "ring_flags": int(u["flags"])})
+    return ev
+
+
 DECODERS: dict[int, Decoder] = {
+    R.EV_URING: decode_uring,
     R.EV_FILE: decode_file,
     R.EV_PATH: decode_chunk,
     R.EV_MEM: decode_mem,

@@ -24,6 +24,8 @@ PROBE_TYPES = ("file_monitor", "network_monitor", "memory_monitor")
 _PROGRAM_GROUPS: dict[str, set[str]] = {
     "block_": {"network_monitor"},      # only in network.mode block (cgroup hooks)
     "open_": {"file_monitor", "memory_monitor"},
+    "compat_": {"file_monitor", "memory_monitor"},   # 32-bit syscalls (int 0x80, sysenter)
+    "uring_": {"file_monitor", "network_monitor", "memory_monitor"},
     "net_": {"network_monitor"},
     "mem_": {"memory_monitor"},
     "proc_": {"file_monitor", "network_monitor", "memory_monitor"},
@@ -144,10 +146,12 @@ class Kernel:
 
     def start(self, file_filter: np.ndarray, self_tgid: int | None = None,
               blocked: list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None,
-              **settings: object) -> None:
+              inodes: list[tuple[int, int]] | None = None, **settings: object) -> None:
         """Load, configure, then attach (so no event is seen with an unconfigured filter)."""
         self.load()
         self.set_file_filter(file_filter)
+        for dev, ino in inodes or ():
+            self.watch_inode(dev, ino)
         self.set_blocked(blocked or [])
         self.set_settings(os.getpid() if self_tgid is None else self_tgid, **settings)
         self.attach()
@@ -182,6 +186,13 @@ class Kernel:
     def set_file_filter(self, value: np.ndarray) -> None:
         assert self._obj is not None
         self._obj.map("file_filter").update(_KEY0, value.tobytes())
+
+    def watch_inode(self, dev: int, ino: int) -> None:
+        """Report every open of this inode (kernel dev encoding), whatever its name."""
+        assert self._obj is not None
+        key = np.zeros(1, dtype=R.inode_key_dtype)
+        key["ino"], key["dev"] = ino, dev
+        self._obj.map("watched_inodes").update(key.tobytes(), bytes(8))
 
     def set_settings(self, self_tgid: int, **fields: object) -> None:
         """Write the whole settings slot (the kernel reads it on every event)."""

@@ -14,6 +14,7 @@ from .classify import classify, env_secret_names, meets
 from .config import Config, default_config
 from .control import Backpressure, Governor, Tuning, WakeTuner, tuning_for
 from .decode import DecodeContext, Event, decode_record
+from .inodes import WatchedInode, watched_inodes
 from .kernel import Kernel, check_min_kernel
 from .ringbuf import RingReader, RingSet
 from .sinks import Run, emit_run
@@ -79,6 +80,7 @@ class Pipeline:
         self._bulk_idle = True
         self._last_bulk = 0.0
         self.templates = TemplateCache(TEMPLATE_CACHE)
+        self.inodes: dict[tuple[int, int], WatchedInode] = {}
         self._last_reason = ""
         self.rings: RingSet | None = None
         self.started_ns = 0
@@ -88,9 +90,11 @@ class Pipeline:
     def start(self) -> None:
         check_min_kernel(self.cfg.advanced.min_kernel_version)
         files = self.cfg.files
-        self.kernel.start(patterns.build_filter(list(files.watch_read) + list(files.watch_write)),
+        globs = list(files.watch_read) + list(files.watch_write)
+        self.inodes = {(w.dev, w.ino): w for w in watched_inodes(globs, files.exclude_set)}
+        self.kernel.start(patterns.build_filter(globs),
                           blocked=list(self.cfg.network.blocked_networks), bulk_idle=1,
-                          **self.tuning.kernel_settings())
+                          inodes=list(self.inodes), **self.tuning.kernel_settings())
         try:
             self.ctx.procs.seed()
             self.rings = RingSet([
@@ -319,7 +323,13 @@ class Pipeline:
     def _confirm_file(self, ev: Event) -> bool:
         files = self.cfg.files
         path = ev["path"].removeprefix("…")
-        if files.exclude_set.match(path):
+        watched = self.inodes.get((ev.get("dev", 0), ev.get("ino", 0)))
+        if watched is not None and watched.path != path:
+            # The inode of a watched file under another name (hard link, bind mount, rename):
+            # decided on the identity, so no exclusion of the new name applies.
+            ev["watched_path"] = watched.path
+            path = watched.path
+        elif files.exclude_set.match(path):
             return self._reject("excluded")
         pattern = files.read_set.match(path)
         if ev["access"] == "write":

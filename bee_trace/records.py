@@ -84,15 +84,17 @@ proc_dtype = np.dtype([
     ("filename_len", "<u2"), ("args_len", "<u2"), ("filename", "V128"), ("args", "V120"),
 ])
 
+uring_dtype = np.dtype([("fd", "<i4"), ("sq_entries", "<u4"), ("cq_entries", "<u4"), ("flags", "<u4")])
+
 agg_dtype = np.dtype([
     ("count", "<u8"), ("key", "<u8"), ("kind", "u1"), ("_pad", "V7"), ("sample", "V248"),
 ])
 
 PAYLOAD_SIZE = 272
 payload_dtype = np.dtype({
-    "names": ["file", "chunk", "net", "mem", "proc", "agg"],
-    "formats": [file_dtype, chunk_dtype, net_dtype, mem_dtype, proc_dtype, agg_dtype],
-    "offsets": [0, 0, 0, 0, 0, 0],
+    "names": ["file", "chunk", "net", "mem", "proc", "uring", "agg"],
+    "formats": [file_dtype, chunk_dtype, net_dtype, mem_dtype, proc_dtype, uring_dtype, agg_dtype],
+    "offsets": [0, 0, 0, 0, 0, 0, 0],
     "itemsize": PAYLOAD_SIZE,
 })
 
@@ -149,6 +151,7 @@ C_STRUCTS: dict[str, np.dtype] = {
     "net_payload": net_dtype,
     "mem_payload": mem_dtype,
     "proc_payload": proc_dtype,
+    "uring_payload": uring_dtype,
     "agg_payload": agg_dtype,
     "event": event_dtype,
     "counters": counters_dtype,

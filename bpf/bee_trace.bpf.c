@@ -6,5 +6,7 @@
 #include "network.bpf.c"
 #include "block.bpf.c"
 #include "process.bpf.c"
+#include "compat.bpf.c"
+#include "uring.bpf.c"
 
 char LICENSE[] SEC("license") = "GPL";

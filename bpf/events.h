@@ -173,6 +173,13 @@ struct proc_payload {
 	char args[120];
 };
 
+struct uring_payload {           /* a process set up an io_uring ring (first time per process) */
+	__s32 fd;
+	__u32 sq_entries;
+	__u32 cq_entries;
+	__u32 flags;
+};
+
 struct agg_payload {
 	__u64 count;             /* events folded into this summary (not counting the first) */
 	__u64 key;
@@ -189,6 +196,7 @@ struct event {                   /* 336 bytes */
 		struct net_payload net;
 		struct mem_payload mem;
 		struct proc_payload proc;
+		struct uring_payload uring;
 		struct agg_payload agg;
 	};
 };

@@ -1,39 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Memory-access monitor: ptrace attach/seize/peek/poke, process_vm_readv/writev and pidfd_getfd
  * on another process (the /proc/PID/{mem,environ,maps} opens are seen by the open monitor).
- * The target is resolved to its thread group and name in the kernel (bpf_task_from_pid), so a
+ * The target is resolved to its thread group and name in the kernel (bpf_task_from_vpid), so a
  * target that exits at once is still named. Every record goes on the critical lane. */
 #include "common.h"
 #include "kfuncs.h"
+#include "missing_defs.h"
 
 #define PTRACE_PEEKTEXT 1
 #define PTRACE_POKEUSR 6
 #define PTRACE_ATTACH 16
 #define PTRACE_SEIZE 0x4206
-#define PIDFS_MAGIC 0x50494446
 
 
-/* Report an access to `pid` (a thread id in the caller's view; the initial namespace here) unless
- * it is the caller's own process. */
-static __always_inline int emit_mem(__u32 tech, __s32 pid, __u64 request)
+/* Report an access to process `target` (initial namespace) unless it is the caller's own. */
+static __always_inline int emit_mem_target(__u32 tech, __u32 target, const char *comm,
+					   __u64 request, __u8 origin)
 {
 	struct settings *s = get_settings();
-	struct task_struct *t;
 	struct counters *c;
 	struct event *e;
-	char comm[COMM_LEN] = {};
-	__u32 self, target = pid;
 
-	if (skip_event(s, PROBE_MEMORY) || pid <= 0)
+	if (skip_event(s, PROBE_MEMORY) || !target)
 		return 0;
-	self = bpf_get_current_pid_tgid() >> 32;
-	t = bpf_task_from_pid(pid);
-	if (t) {
-		target = BPF_CORE_READ(t, tgid);
-		BPF_CORE_READ_STR_INTO(&comm, t, group_leader, comm);
-		bpf_task_release(t);
-	}
-	if (target == self)
+	if (target == (__u32)(bpf_get_current_pid_tgid() >> 32))
 		return 0;       /* a process acting on itself is not an event */
 	c = get_counters();
 	e = reserve_event(c, LANE_CRITICAL, EV_MEM);
@@ -43,9 +33,45 @@ static __always_inline int emit_mem(__u32 tech, __s32 pid, __u64 request)
 	e->mem.technique = tech;
 	e->mem.target_pid = target;
 	e->mem.request = request;
-	__builtin_memcpy(e->mem.target_comm, comm, COMM_LEN);
+	e->mem.origin = origin;
+	if (comm)
+		bpf_probe_read_kernel_str(e->mem.target_comm, COMM_LEN, comm);
 	submit_event(c, s, e);
 	return 0;
+}
+
+/* `pid` as the caller named it (a thread id in the caller's pid namespace): resolved to the
+ * thread group and name in the kernel, so a target that exits at once is still named and a
+ * caller inside a pid namespace gets the host's pid. */
+static __always_inline int emit_mem_pid(__u32 tech, __s32 pid, __u64 request, int global)
+{
+	struct task_struct *t;
+	char comm[COMM_LEN] = {};
+	__u32 target = 0;
+
+	if (pid <= 0)
+		return 0;
+	t = global ? bpf_task_from_pid(pid) : bpf_task_from_vpid(pid);
+	if (t) {
+		target = BPF_CORE_READ(t, tgid);
+		BPF_CORE_READ_STR_INTO(&comm, t, group_leader, comm);
+		bpf_task_release(t);
+	}
+	if (!target)
+		target = pid;   /* already gone: the number the caller used */
+	return emit_mem_target(tech, target, comm, request, ORIGIN_SYSCALL);
+}
+
+static __always_inline int emit_mem(__u32 tech, __s32 pid, __u64 request)
+{
+	return emit_mem_pid(tech, pid, request, 0);
+}
+
+/* TRACEME (0) names no target; other requests need an existing attachment. */
+static __always_inline int ptrace_reported(long req)
+{
+	return (req >= PTRACE_PEEKTEXT && req <= PTRACE_POKEUSR) || req == PTRACE_ATTACH ||
+	       req == PTRACE_SEIZE;
 }
 
 SEC("tp/syscalls/sys_enter_ptrace")
@@ -53,9 +79,7 @@ int mem_ptrace(struct trace_event_raw_sys_enter *ctx)
 {
 	long req = (long)ctx->args[0];
 
-	/* TRACEME (0) names no target; other requests need an existing attachment. */
-	if ((req >= PTRACE_PEEKTEXT && req <= PTRACE_POKEUSR) || req == PTRACE_ATTACH ||
-	    req == PTRACE_SEIZE)
+	if (ptrace_reported(req))
 		return emit_mem(TECH_PTRACE, (__s32)ctx->args[1], req);
 	return 0;
 }
@@ -104,7 +128,7 @@ int mem_pidfd_getfd(struct trace_event_raw_sys_enter *ctx)
 
 	/* request carries the fd number taken from the target */
 	if (target)
-		return emit_mem(TECH_PIDFD_GETFD, target, (__u32)ctx->args[1]);
+		return emit_mem_pid(TECH_PIDFD_GETFD, target, (__u32)ctx->args[1], 1);
 	return 0;
 }
 

@@ -25,6 +25,7 @@ static __always_inline int procfs_technique(struct inode *inode, struct dentry *
 {
 	struct proc_inode *pi;
 	struct task_struct *task;
+	struct hlist_node *first;
 	struct pid *pid;
 	__u64 name = 0;
 	__u32 len;
@@ -50,12 +51,14 @@ static __always_inline int procfs_technique(struct inode *inode, struct dentry *
 		return 0;                /* /proc/sys, /proc/net, ...: no process */
 	nr = pid->numbers[0].nr;         /* the initial namespace, whatever the opener's */
 	out->tgid = nr;                  /* a thread id if the target is already gone */
-	task = bpf_task_from_pid(nr);
-	if (!task)
+	/* pid_task(pid, PIDTYPE_PID) by hand: raw_tp programs (compat) may not call kfuncs. */
+	first = pid->tasks[PIDTYPE_PID].first;
+	if (!first)
 		return tech;
+	task = VFS_CAST(struct task_struct,
+			(char *)first - bpf_core_field_offset(struct task_struct, pid_links[PIDTYPE_PID]));
 	out->tgid = task->tgid;
 	bpf_probe_read_kernel_str(out->comm, COMM_LEN, task->group_leader->comm);
-	bpf_task_release(task);
 	return tech;
 }
 

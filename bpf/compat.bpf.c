@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: GPL-2.0
+/* 32-bit syscalls (int 0x80 / sysenter, from 32-bit binaries or 64-bit processes) never reach
+ * the syscall tracepoints on x86. raw_tp/sys_exit sees every syscall, so it returns at the first test
+ * unless the task is in a compat syscall; then the open family is decided like a native open
+ * (open_exit) and the memory-access syscalls like their native probes. Network syscalls need
+ * nothing here: the cgroup hooks see the kernel's copy of every destination. */
+#include "common.h"
+#include "open_exit.h"
+
+/* arch/x86/entry/syscalls/syscall_32.tbl */
+#define NR32_OPEN 5
+#define NR32_CREAT 8
+#define NR32_PTRACE 26
+#define NR32_OPENAT 295
+#define NR32_OPEN_BY_HANDLE_AT 342
+#define NR32_PROCESS_VM_READV 347
+#define NR32_PROCESS_VM_WRITEV 348
+#define NR32_OPENAT2 437
+#define NR32_PIDFD_GETFD 438
+
+static __always_inline const char *compat_ptr(unsigned long v)
+{
+	return (const char *)(unsigned long)(__u32)v;
+}
+
+SEC("raw_tp/sys_exit")
+int compat_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct pt_regs *r;
+	long ret;
+	__s32 target;
+
+	if (!(t->thread_info.status & TS_COMPAT))
+		return 0;
+	r = (struct pt_regs *)bpf_task_pt_regs(t);
+	ret = (long)ctx->args[1];
+	switch (r->orig_ax) {
+	case NR32_OPEN:
+	case NR32_CREAT:
+		return open_exit(t, ret, r->orig_ax, ORIGIN_COMPAT, compat_ptr(r->bx));
+	case NR32_OPENAT:
+	case NR32_OPENAT2:
+		return open_exit(t, ret, r->orig_ax, ORIGIN_COMPAT, compat_ptr(r->cx));
+	case NR32_OPEN_BY_HANDLE_AT:
+		return open_exit(t, ret, r->orig_ax, ORIGIN_COMPAT, 0);
+	/* raw_tp programs may not call the pid-lookup kfuncs: the target is the number the
+	 * caller gave, named by userspace (see README, coverage). */
+	case NR32_PTRACE:
+		if (ptrace_reported((__u32)r->bx))
+			return emit_mem_target(TECH_PTRACE, (__u32)r->cx, 0, (__u32)r->bx,
+					       ORIGIN_COMPAT);
+		return 0;
+	case NR32_PROCESS_VM_READV:
+		return emit_mem_target(TECH_VM_READV, (__u32)r->bx, 0, 0, ORIGIN_COMPAT);
+	case NR32_PROCESS_VM_WRITEV:
+		return emit_mem_target(TECH_VM_WRITEV, (__u32)r->bx, 0, 0, ORIGIN_COMPAT);
+	case NR32_PIDFD_GETFD:
+		target = pidfd_target((int)r->bx);
+		if (target)
+			return emit_mem_target(TECH_PIDFD_GETFD, target, 0, (__u32)r->cx,
+					       ORIGIN_COMPAT);
+		return 0;
+	}
+	return 0;
+}

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: GPL-2.0
+/* io_uring: requests never pass through the syscall tracepoints. An OPENAT/OPENAT2 request is
+ * decided at completion on the fd it installed (open_exit, the same as a syscall), and each
+ * process that sets up a ring is reported once (low severity). */
+#include "common.h"
+#include "open_exit.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} uring_seen SEC(".maps");
+
+SEC("tp/io_uring/io_uring_complete")
+int uring_complete(struct trace_event_raw_io_uring_complete *ctx)
+{
+	struct io_kiocb *req = VFS_CAST(struct io_kiocb, ctx->req);
+	struct io_open *open;
+	__u8 op;
+
+	if (!req)
+		return 0;
+	op = req->opcode;
+	if (op != IORING_OP_OPENAT && op != IORING_OP_OPENAT2)
+		return 0;
+	open = VFS_CAST(struct io_open, &req->cmd);
+	/* A fixed-file open installs no fd: its file is in the ring's table (see README). */
+	if (open->file_slot)
+		return 0;
+	return open_exit(bpf_get_current_task_btf(), ctx->res, op, ORIGIN_URING, 0);
+}
+
+SEC("tp/io_uring/io_uring_create")
+int uring_create(struct trace_event_raw_io_uring_create *ctx)
+{
+	struct settings *s = get_settings();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct counters *c;
+	struct event *e;
+	__u8 one = 1;
+
+	if (skip_event(s, PROBE_FILE | PROBE_NETWORK | PROBE_MEMORY))
+		return 0;
+	if (bpf_map_lookup_elem(&uring_seen, &tgid))
+		return 0;
+	bpf_map_update_elem(&uring_seen, &tgid, &one, BPF_ANY);
+	c = get_counters();
+	e = reserve_event(c, LANE_CRITICAL, EV_URING);
+	if (!e)
+		return 0;
+	__builtin_memset(&e->uring, 0, sizeof(e->uring));
+	e->uring.fd = ctx->fd;
+	e->uring.sq_entries = ctx->sq_entries;
+	e->uring.cq_entries = ctx->cq_entries;
+	e->uring.flags = ctx->flags;
+	submit_event(c, s, e);
+	return 0;
+}
