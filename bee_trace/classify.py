@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 from .config import SEVERITIES, Config
 from .globs import GlobSet
+from .identity import any_match, is_inspector
 
 __all__ = [
     "classify",
@@ -131,7 +132,7 @@ def _classify_file(ev: dict, cfg: Config) -> None:
     if forced is None:
         _set(ev, levels["file_access"], rule, cat_name, 0.5)
         return
-    if _s(ev, "comm") in files.allowed_processes:
+    if any_match(files.allowed_processes, _s(ev, "comm"), _s(ev, "exe")):
         # Expected reader (e.g. ssh for its own key): keep the record, drop the alarm.
         _set(ev, "low", f"{rule}.allowed", cat_name, 0.5)
         return
@@ -158,14 +159,17 @@ def _classify_memory(ev: dict, cfg: Config) -> None:
         _set(ev, "critical", f"memory.protected.{technique}", "memory_access", pos)
     elif is_self:
         _set(ev, "low", f"memory.self.{technique}", "memory_access", 0.0)
-    elif _s(ev, "comm") in mem.exclude_processes:
+    elif any_match(mem.exclude_processes, _s(ev, "comm"), _s(ev, "exe")):
         _set(ev, "low", f"memory.excluded.{technique}", "memory_access", 0.2)
+    elif technique in ("proc_environ", "proc_maps") and is_inspector(_s(ev, "exe")):
+        # ps/top/pgrep read every process's /proc entries as their job.
+        _set(ev, "low", f"memory.inspector.{technique}", "memory_access", 0.1)
     elif mem.alert_on_memory_access:
         _set(ev, levels["memory_access"], f"memory.{technique}", "memory_access", pos)
     else:
         _set(ev, "low", f"memory.{technique}", "memory_access", 0.5)
 
-    if technique == "proc_environ" and secrets:
+    if technique == "proc_environ" and secrets and ".inspector." not in ev["rule"]:
         floor = levels["secret_env_access"]
         if severity_rank(ev["severity"]) < severity_rank(floor):
             _set(ev, floor, "memory.secret_env", "secret_env_access", 0.8)

@@ -260,7 +260,8 @@ def decode_exec(rec: np.void, ctx: DecodeContext) -> Event | None:
     args_len = min(int(p["args_len"]), EXEC_ARGS_LEN)
     args = bytes(p["args"])[:args_len]
     ctx.procs.on_exec(tgid, int(h["ppid"]), decode(bytes(h["comm"]).split(b"\0", 1)[0]),
-                      decode(filename), args, args_len < EXEC_ARGS_LEN, int(p["start_ns"]))
+                      decode(filename), args, args_len < EXEC_ARGS_LEN, int(p["start_ns"]),
+                      exe_complete=not truncated)
     if "exec" not in OUTPUT_LIFECYCLE:
         return None
     ev = header_fields(rec, ctx)

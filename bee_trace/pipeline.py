@@ -14,6 +14,7 @@ from .classify import classify, env_secret_names, meets
 from .config import Config, default_config
 from .control import Backpressure, Governor, Tuning, WakeTuner, tuning_for
 from .decode import DecodeContext, Event, decode_record
+from .identity import any_match
 from .inodes import WatchedInode, watched_inodes
 from .kernel import Kernel, check_min_kernel
 from .ringbuf import RingReader, RingSet
@@ -341,7 +342,10 @@ class Pipeline:
 
     def _confirm_memory(self, ev: Event) -> bool:
         mem = self.cfg.memory
-        if not mem.alert_on_memory_access or ev["comm"] in mem.exclude_processes:
+        protected = ev.get("target_comm") in mem.protected_processes
+        # Nothing excludes access to a protected process; exclusions match the executable.
+        if not protected and (not mem.alert_on_memory_access
+                              or any_match(mem.exclude_processes, ev["comm"], ev["exe"])):
             return self._reject("excluded")
         if ev.get("technique") == "proc_environ":
             try:

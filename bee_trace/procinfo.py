@@ -65,16 +65,17 @@ class ProcCache:
 
     # -- lifecycle records -------------------------------------------------------------------
     def on_exec(self, pid: int, ppid: int, comm: str, filename: str, args: bytes,
-                args_complete: bool, start_ns: int) -> ProcInfo:
-        """A new program in `pid`. The kernel's file name and argv head are kept; /proc (when
-        the process still lives) fills in what the record could not carry."""
+                args_complete: bool, start_ns: int, exe_complete: bool = True) -> ProcInfo:
+        """A new program in `pid`. The kernel's exe path (mm->exe_file) and argv head are kept;
+        /proc (when the process still lives) fills in what the record could not carry."""
         info = ProcInfo(pid=pid, comm=comm, exe=filename, ppid=ppid, start_ns=start_ns,
                         source="exec")
         info.cmdline = decode(args.rstrip(b"\0").replace(b"\0", b" "))
-        try:
-            info.exe = decode(os.fsencode(os.readlink(f"/proc/{pid}/exe")))
-        except OSError:
-            pass
+        if not exe_complete:
+            try:
+                info.exe = decode(os.fsencode(os.readlink(f"/proc/{pid}/exe")))
+            except OSError:
+                info.exe = ""   # never match policy on a cut path
         if not args_complete:
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:

@@ -3,6 +3,7 @@
  * whole thread groups. These records feed userspace's process cache, so they travel on the
  * critical lane (never shed): a short-lived attacker still gets exe and ancestry on its events. */
 #include "common.h"
+#include "vfs.h"
 
 #define ARGS_LEN 120
 #define FILENAME_LEN 128
@@ -10,6 +11,29 @@
 static __always_inline void fill_start(struct event *e, struct task_struct *t)
 {
 	e->proc.start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
+}
+
+/* The new program's real path, from mm->exe_file (not the string execve was given, which may
+ * be a symlink or a relative name): what allowed_processes and exclude_processes match. */
+static __always_inline int exe_path(struct event *e)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct dpath_buf *w;
+	struct file *exe;
+	__u32 start = 0, wflags = 0, len;
+
+	exe = t->mm->exe_file;
+	if (!exe)
+		return 0;
+	w = vfs_path(t, exe->f_path.mnt, exe->f_path.dentry, &start, &wflags);
+	if (!w || (wflags & DPATH_DETACHED))
+		return 0;
+	len = DPATH_END - start;
+	e->proc.filename_len = len;
+	bpf_probe_read_kernel(e->proc.filename, FILENAME_LEN - 1, &w->buf[start & DPATH_MASK]);
+	if (len < FILENAME_LEN)
+		e->proc.filename[len & (FILENAME_LEN - 1)] = 0;
+	return 1;
 }
 
 SEC("tp/sched/sched_process_exec")
@@ -30,10 +54,13 @@ int proc_exec(struct trace_event_raw_sched_process_exec *ctx)
 		return 0;
 	__builtin_memset(&e->proc, 0, sizeof(e->proc));
 	t = (struct task_struct *)bpf_get_current_task();
-	loc = ctx->__data_loc_filename;
-	len = loc >> 16;
-	e->proc.filename_len = len ? len - 1 : 0;
-	bpf_probe_read_kernel_str(e->proc.filename, FILENAME_LEN, (void *)ctx + (loc & 0xffff));
+	if (!exe_path(e)) {
+		/* no exe_file: the name execve was given */
+		loc = ctx->__data_loc_filename;
+		len = loc >> 16;
+		e->proc.filename_len = len ? len - 1 : 0;
+		bpf_probe_read_kernel_str(e->proc.filename, FILENAME_LEN, (void *)ctx + (loc & 0xffff));
+	}
 	e->proc.parent_tgid = BPF_CORE_READ(t, real_parent, tgid);
 	fill_start(e, t);
 	a0 = BPF_CORE_READ(t, mm, arg_start);

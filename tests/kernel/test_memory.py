@@ -238,3 +238,118 @@ def test_connect_flood_does_not_hide_memory_read(monitor, worker):
     # and memory events, so its volume depends on what else runs on the machine).
     crit = summary["lanes"]["critical"]
     assert crit["attempted"] == crit["received"] + crit["ring_full"], summary
+
+
+# --------------------------------------------------------------------------- evasions
+# procfs opens are decided on the opened proc inode (its struct pid), not on the path string.
+
+SPELLINGS = {
+    "double_slash": "open(f'/proc//{pid}/mem', 'rb').close()",
+    "dot": "open(f'/proc/{pid}/./environ', 'rb').read()",
+    "self_dotdot": "open(f'/proc/self/../{pid}/maps').read()",
+    "chdir": "os.chdir(f'/proc/{pid}'); open('mem', 'rb').close()",
+    "dirfd": "d = os.open(f'/proc/{pid}', os.O_RDONLY); os.close(os.open('environ', os.O_RDONLY, dir_fd=d))",
+    "symlink": "import tempfile; l = tempfile.mktemp(); os.symlink(f'/proc/{pid}', l); "
+               "open(l + '/mem', 'rb').close(); os.unlink(l)",
+    "task_dir": "open(f'/proc/{pid}/task/{pid}/maps').read()",
+}
+TECH = {"double_slash": "proc_mem", "dot": "proc_environ", "self_dotdot": "proc_maps", "chdir": "proc_mem",
+        "dirfd": "proc_environ", "symlink": "proc_mem", "task_dir": "proc_maps"}
+
+
+@pytest.mark.parametrize("spelling", sorted(SPELLINGS))
+def test_proc_path_spellings(monitor, worker, spelling):
+    target, _ = worker
+    m = monitor()
+    p = attack("import os, sys\npid = int(sys.argv[1])\n" + SPELLINGS[spelling], target, via_bash=False)
+    assert p.returncode == 0, p.stderr
+    (ev,) = mem_events(m, target, TECH[spelling], pid=attacker_pid(p))
+    assert ev["target_comm"] == "Runner.Worker" and ev["severity"] == "critical"
+    name = TECH[spelling].removeprefix("proc_")
+    assert ev["path"].startswith("/proc/") and ev["path"].endswith("/" + name)
+
+
+def test_pid_namespace_target_is_the_host_pid(monitor):
+    """A reader inside a new pid namespace names its target by the namespace's pid; the event
+    carries the host pid (the proc inode's struct pid, and bpf_task_from_vpid for syscalls)."""
+    m = monitor()
+    script = ("sleep 60 & echo $!; cat /proc/$!/environ > /dev/null; "
+              "python3 -c 'import ctypes,sys; l=ctypes.CDLL(None); "
+              "print(l.process_vm_readv(int(sys.argv[1]),0,0,0,0,0))' $!; read x; kill $!")
+    p = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        ns_pid = int(p.stdout.readline())
+        p.stdout.readline()
+        evs = m.wait_for(lambda e: e["kind"] == "memory" and e["target_comm"] == "sleep"
+                         and e["technique"] in ("proc_environ", "process_vm_readv"))
+        evs = m.wait_for(lambda e: e["kind"] == "memory" and e["target_comm"] == "sleep"
+                         and e["technique"] in ("proc_environ", "process_vm_readv")
+                         and len({x["technique"] for x in evs}) == 2) or evs
+        assert {e["technique"] for e in evs} == {"proc_environ", "process_vm_readv"}
+        for ev in evs:
+            host = ev["target_pid"]
+            assert host != ns_pid
+            with open(f"/proc/{host}/status") as f:
+                nspid = next(line.split()[1:] for line in f if line.startswith("NSpid:"))
+            assert nspid == [str(host), str(ns_pid)]
+    finally:
+        p.communicate("\n", timeout=30)
+
+
+def test_compat_ptrace_and_process_vm_readv(monitor, worker, tmp_path):
+    target, addr = worker
+    m = monitor()
+    helper = tmp_path / "evade"
+    subprocess.run(["gcc", "-O1", "-o", str(helper),
+                    os.path.join(os.path.dirname(__file__), "helpers", "evade.c")], check=True)
+    p = subprocess.run([str(helper), "ptrace32", str(target)], capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    evs = m.wait_for(lambda e: e["kind"] == "memory" and e["target_pid"] == target
+                     and e["technique"] == "ptrace" and e.get("origin") == "compat")
+    assert evs and evs[0]["ptrace_request"] == 16 and evs[0]["target_comm"] == "Runner.Worker"
+    assert evs[0]["severity"] == "critical" and evs[0]["comm"] == "evade"
+    p = subprocess.run([str(helper), "vm_readv32", str(target), hex(addr)], capture_output=True)
+    assert p.returncode == 0
+    evs = m.wait_for(lambda e: e["kind"] == "memory" and e["target_pid"] == target
+                     and e["technique"] == "process_vm_readv" and e.get("origin") == "compat")
+    assert evs and evs[0]["severity"] == "critical"
+
+
+def test_renamed_to_excluded_name_still_reported(monitor, worker):
+    """exclude_processes names executables: a python that calls itself `dd` is still python."""
+    from bee_trace.config import parse_config
+
+    target, addr = worker
+    m = monitor(config=parse_config("memory:\n  exclude_processes: [dd]\n", "x"))
+    code = """
+    import ctypes, sys
+    ctypes.CDLL(None).prctl(15, b"dd", 0, 0, 0)
+    f = open(f'/proc/{sys.argv[1]}/mem', 'rb'); f.seek(int(sys.argv[2])); f.read(8)
+    """
+    p = attack(code, target, addr, via_bash=False)
+    (ev,) = mem_events(m, target, "proc_mem", pid=attacker_pid(p))
+    assert ev["comm"] == "dd" and ev["severity"] == "critical" and ev["exe"].startswith("/")
+    assert "python" in ev["exe"]
+
+
+def test_process_inspectors_are_low(monitor):
+    """ps reading every process's /proc entries is its job (root-owned system binary, by exe)."""
+    m = monitor()
+    p = subprocess.run(["ps", "eww", "-ef"], capture_output=True, timeout=30)
+    assert p.returncode == 0
+    m.settle(0.5)
+    from_ps = [e for e in m.events if e["kind"] == "memory" and e["comm"] == "ps"]
+    assert from_ps, "ps reads /proc/PID/environ of other processes"
+    bad = [e for e in from_ps if e["severity"] in ("high", "critical")
+           and e["target_comm"] not in ("Runner.Worker", "Runner.Listener", "sshd")]
+    assert not bad, [(e["target_comm"], e["severity"], e["rule"]) for e in bad]
+    # control: cat is no inspector
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        subprocess.run(["cat", f"/proc/{sleeper.pid}/environ"], capture_output=True, check=True)
+        (ev,) = mem_events(m, sleeper.pid, "proc_environ", comm="cat")
+        assert ev["severity"] == "high"
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -80,12 +80,14 @@ def test_write_to_read_only_watched_file_keeps_read_class() -> None:
 
 
 def test_allowed_process_is_not_high() -> None:
-    cfg = parse_config("files:\n  allowed_processes: [ssh]\n", "x")
-    e = run(ev("file", path="/h/.ssh/id_rsa", access="read", comm="ssh"), cfg)
-    assert e["severity"] == "low"
-    assert e["rule"] == "file.ssh_key.read.allowed"
-    e = run(ev("file", path="/h/.ssh/id_rsa", access="read", comm="python3"), cfg)
-    assert e["severity"] == "critical"
+    cfg = parse_config("files:\n  allowed_processes: [env, /opt/tool/bin/*, 'comm:ssh']\n", "x")
+    for exe, comm in (("/usr/bin/env", "x"), ("/opt/tool/bin/sync", "x"), ("", "ssh")):
+        e = run(ev("file", path="/h/.ssh/id_rsa", access="read", comm=comm, exe=exe), cfg)
+        assert (e["severity"], e["rule"]) == ("low", "file.ssh_key.read.allowed"), exe
+    # a process that names itself (comm) or its binary like an allowed one gains nothing
+    for exe, comm in (("/tmp/env", "env"), ("/usr/bin/python3", "env"), ("/tmp/bin/env", "python3")):
+        e = run(ev("file", path="/h/.ssh/id_rsa", access="read", comm=comm, exe=exe), cfg)
+        assert e["severity"] == "critical", exe
 
 
 def test_file_access_level_from_config() -> None:
@@ -125,7 +127,7 @@ def test_memory_access_to_protected_process_is_critical(technique: str) -> None:
 
 
 def test_protected_beats_exclusion() -> None:
-    cfg = parse_config("memory:\n  exclude_processes: [python3]\n", "x")
+    cfg = parse_config("memory:\n  exclude_processes: ['comm:python3']\n", "x")
     e = run(ev("memory", comm="python3", technique="proc_mem", target_pid=2, target_comm="sshd"), cfg)
     assert e["severity"] == "critical"
     e = run(ev("memory", comm="python3", technique="proc_mem", target_pid=2, target_comm="sleep"), cfg)

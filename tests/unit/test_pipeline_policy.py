@@ -25,14 +25,14 @@ def _file(path: bytes, comm: bytes = b"cat") -> np.ndarray:
     return b
 
 
-def _mem(target: int, comm: bytes = b"dd") -> np.ndarray:
+def _mem(target: int, comm: bytes = b"dd", target_comm: bytes = b"sleep") -> np.ndarray:
     b = np.zeros(1, dtype=R.event_dtype)
     b["h"]["type"] = R.EV_MEM
     b["h"]["tgid"] = os.getpid()
     b["h"]["comm"] = comm
     b["u"]["mem"]["technique"] = 4
     b["u"]["mem"]["target_pid"] = target
-    b["u"]["mem"]["target_comm"] = b"Runner.Worker"
+    b["u"]["mem"]["target_comm"] = target_comm
     return b
 
 
@@ -65,9 +65,16 @@ def test_memory_switches() -> None:
     assert _run(_mem(1))[0]
     off = dataclasses.replace(cfg, memory=dataclasses.replace(cfg.memory, alert_on_memory_access=False))
     assert not _run(_mem(1), off)[0]
-    excl = dataclasses.replace(cfg, memory=dataclasses.replace(cfg.memory, exclude_processes=("dd",)))
+    excl = dataclasses.replace(cfg, memory=dataclasses.replace(cfg.memory, exclude_processes=("comm:dd",)))
     assert not _run(_mem(1), excl)[0]
     assert _run(_mem(1, b"gdb"), excl)[0]
+    # a bare name is an executable, not a comm: this dd has no system binary behind it
+    bare = dataclasses.replace(cfg, memory=dataclasses.replace(cfg.memory, exclude_processes=("dd",)))
+    assert _run(_mem(1), bare)[0]
+    # nothing excludes access to a protected process, not even turning memory alerts off
+    for c in (off, excl):
+        out = _run(_mem(1, target_comm=b"Runner.Worker"), c)[0]
+        assert out and out[0]["severity"] == "critical"
 
 
 def test_visible_hides_lifecycle_and_loopback_unless_asked() -> None:
