@@ -105,7 +105,7 @@ def _file_class(path: str) -> tuple[str, str | None]:
 def _classify_file(ev: dict, cfg: Config) -> None:
     # A watched inode reached under another name is judged by the name the policy gave it.
     path = _s(ev, "watched_path") or _s(ev, "path")
-    access = "write" if ev.get("access") == "write" else "read"
+    access = ev.get("access") if ev.get("access") in ("write", "link", "rename") else "read"
     files = cfg.files
     levels = cfg.reporting.severity_levels
     cat_name = "file_access"

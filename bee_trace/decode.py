@@ -127,7 +127,8 @@ def file_path(rec: np.void, ctx: DecodeContext) -> tuple[bytes, bytes | None, bo
         else:
             complete = False
         if int(f["req_len"]):
-            req, ok = _joined(chunks.get(R.CHUNK_REQUESTED, {}), int(f["nreq"]))
+            what = R.CHUNK_OLD if int(h["flags"]) & R.EVF_LINK_OP else R.CHUNK_REQUESTED
+            req, ok = _joined(chunks.get(what, {}), int(f["nreq"]))
             requested = req[:int(f["req_len"])]
     elif total > R.FILE_TAIL:
         complete = False
@@ -142,7 +143,35 @@ def decode_chunk(rec: np.void, ctx: DecodeContext) -> None:
     return None
 
 
+RENAME_SYSCALLS = {82, 264, 316}   # rename, renameat, renameat2 (x86-64)
+
+
+def decode_link(rec: np.void, ctx: DecodeContext) -> Event:
+    """link/symlink/rename of a watched name: the new name (absolute, composed in the kernel
+    from the caller's string and its dirfd/cwd) and the old one."""
+    ev = header_fields(rec, ctx)
+    f = rec["u"]["file"]
+    raw, old, complete = file_path(rec, ctx)
+    syscall = int(f["syscall"])
+    ev.update({
+        "kind": "file",
+        "path": ("…" if not complete else "") + decode(os.path.normpath(raw)),
+        "access": "rename" if syscall in RENAME_SYSCALLS else "link",
+        "truncated": not complete,
+        "path_len": int(f["path_len"]),
+        "syscall": syscall,
+        "old_path": decode(old if old is None or syscall in (88, 266)
+                           else os.path.normpath(old)) if old is not None else None,
+        "match": "old" if int(f["match"]) & R.MATCH_OLD and not int(f["match"]) & R.MATCH_NAME
+        else "name",
+        "origin": "syscall",
+    })
+    return ev
+
+
 def decode_file(rec: np.void, ctx: DecodeContext) -> Event:
+    if int(rec["h"]["flags"]) & R.EVF_LINK_OP:
+        return decode_link(rec, ctx)
     ev = header_fields(rec, ctx)
     f = rec["u"]["file"]
     flags = int(rec["h"]["flags"])

@@ -25,6 +25,7 @@ _PROGRAM_GROUPS: dict[str, set[str]] = {
     "block_": {"network_monitor"},      # only in network.mode block (cgroup hooks)
     "open_": {"file_monitor", "memory_monitor"},
     "compat_": {"file_monitor", "memory_monitor"},   # 32-bit syscalls (int 0x80, sysenter)
+    "link_": {"file_monitor"},                         # link/symlink/rename of watched names
     "uring_": {"file_monitor", "network_monitor", "memory_monitor"},
     "net_": {"network_monitor"},
     "mem_": {"memory_monitor"},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -15,7 +17,7 @@ from .config import Config, default_config
 from .control import Backpressure, Governor, Tuning, WakeTuner, tuning_for
 from .decode import DecodeContext, Event, decode_record
 from .identity import any_match
-from .inodes import WatchedInode, watched_inodes
+from .inodes import MAX_INODES, WatchedInode, kernel_dev, watched_inodes
 from .kernel import Kernel, check_min_kernel
 from .ringbuf import RingReader, RingSet
 from .sinks import Run, emit_run
@@ -330,6 +332,8 @@ class Pipeline:
             # decided on the identity, so no exclusion of the new name applies.
             ev["watched_path"] = watched.path
             path = watched.path
+        elif ev["access"] in ("link", "rename"):
+            return self._confirm_link(ev, path)
         elif files.exclude_set.match(path):
             return self._reject("excluded")
         pattern = files.read_set.match(path)
@@ -338,7 +342,34 @@ class Pipeline:
         if not pattern:
             return self._reject("unconfirmed")
         ev["pattern"] = pattern
+        self._learn_inode(ev.get("dev", 0), ev.get("ino", 0), path)
         return True
+
+    def _confirm_link(self, ev: Event, new: str) -> bool:
+        """A watched file under a new name (or a new watched name): reported, and the inode at
+        the new name watched from now on (the kernel learns it too when it is opened)."""
+        files = self.cfg.files
+        old = ev.get("old_path") or ""
+        pattern = files.read_set.match(new) or files.read_set.match(old)
+        if not pattern:
+            return self._reject("unconfirmed")
+        ev["pattern"] = pattern
+        watched = old if files.read_set.match(old) else new
+        if watched != new:
+            ev["watched_path"] = watched
+        try:
+            st = os.stat(new, follow_symlinks=ev["access"] != "link" or ev["syscall"] not in (88, 266))
+        except OSError:
+            return True
+        if stat.S_ISREG(st.st_mode):
+            dev = kernel_dev(st.st_dev)
+            self._learn_inode(dev, st.st_ino, watched)
+            self.kernel.watch_inode(dev, st.st_ino)
+        return True
+
+    def _learn_inode(self, dev: int, ino: int, path: str) -> None:
+        if ino and (dev, ino) not in self.inodes and len(self.inodes) < MAX_INODES:
+            self.inodes[(dev, ino)] = WatchedInode(dev, ino, path)
 
     def _confirm_memory(self, ev: Event) -> bool:
         mem = self.cfg.memory

@@ -27,13 +27,13 @@ NR_DROP_CAUSES = len(DROP_CAUSES)
 # header flags
 EVF_TRUNCATED, EVF_WRITE, EVF_READ_FAULT, EVF_PROTECTED, EVF_BLOCKED, EVF_LOOPBACK, EVF_ABSOLUTE = (
     1, 2, 4, 8, 16, 32, 64)
-EVF_CHAINED, EVF_CHUNK_LOST, EVF_UNRESOLVED = 1 << 7, 1 << 8, 1 << 9
+EVF_CHAINED, EVF_CHUNK_LOST, EVF_UNRESOLVED, EVF_LINK_OP = 1 << 7, 1 << 8, 1 << 9, 1 << 10
 # enum open_origin
 ORIGINS = {0: "syscall", 1: "compat", 2: "io_uring"}
 # file_payload.match bits
-MATCH_NAME, MATCH_INODE = 1, 2
+MATCH_NAME, MATCH_INODE, MATCH_OLD = 1, 2, 4
 # enum chunk_what
-CHUNK_PATH, CHUNK_REQUESTED = 0, 1
+CHUNK_PATH, CHUNK_REQUESTED, CHUNK_OLD = 0, 1, 2
 # enum tier
 TIER_HIGH, TIER_LOW = 0, 1
 # dentry walk flags (bpf/vfs.h)
@@ -119,6 +119,7 @@ counters_dtype = np.dtype([
     ("inspected", "<u8"),
     ("sample_tick", "<u8", (NR_KINDS,)),
     ("shed_tick", "<u8"),
+    ("inodes_full", "<u8"),
 ])
 
 file_filter_dtype = np.dtype([

@@ -8,5 +8,6 @@
 #include "process.bpf.c"
 #include "compat.bpf.c"
 #include "uring.bpf.c"
+#include "links.bpf.c"
 
 char LICENSE[] SEC("license") = "GPL";

@@ -56,6 +56,7 @@ enum drop_cause {
 #define EVF_CHAINED     (1 << 7)  /* EV_PATH records precede this one */
 #define EVF_CHUNK_LOST  (1 << 8)  /* an EV_PATH record of this one could not be reserved */
 #define EVF_UNRESOLVED  (1 << 9)  /* the path could not be resolved up to the task's root */
+#define EVF_LINK_OP     (1 << 10) /* link/symlink/rename: path is the new name, CHUNK_OLD the old */
 /* bits 7-10: file monitor (issue 8), 11-12: egress (issue 10), 13-14: loss/tamper (issue 9) */
 
 /* memory-access techniques */
@@ -113,6 +114,7 @@ enum open_origin {
 
 #define MATCH_NAME  (1 << 0)     /* "/parent/basename" keys hit the filter */
 #define MATCH_INODE (1 << 1)     /* (dev, ino) of a watched file */
+#define MATCH_OLD   (1 << 2)     /* link/rename: the old name hit the filter */
 
 /* Continuation of a record's strings: the head of a path longer than FILE_TAIL, or the
  * caller's own string. Sent just before the record it belongs to, which has the same tid and
@@ -131,6 +133,7 @@ struct path_chunk {              /* 272 bytes */
 enum chunk_what {
 	CHUNK_PATH = 0,
 	CHUNK_REQUESTED = 1,
+	CHUNK_OLD = 2,           /* link/rename: the old name (symlink: its target) */
 };
 
 enum tier {
@@ -212,6 +215,7 @@ struct counters {
 	__u64 inspected;                        /* opens inspected */
 	__u64 sample_tick[NR_KINDS];            /* per-CPU 1-in-N sampling position */
 	__u64 shed_tick;
+	__u64 inodes_full;                      /* watched_inodes full: an inode was not learned */
 };
 
 /* Candidate filter for file opens (one array slot). A pattern sets one bit for one key that any

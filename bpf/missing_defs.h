@@ -26,6 +26,8 @@
 /* x86: thread_info.status bit set while a 32-bit (int 0x80 / sysenter) syscall runs */
 #define TS_COMPAT 0x0002
 
+#define E2BIG 7
+
 #define AF_INET  2
 #define AF_INET6 10
 

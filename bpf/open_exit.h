@@ -8,8 +8,11 @@
 #include "file_match.h"
 #include "procfs.h"
 
-/* (dev, ino) of every existing file the policy names, written by userspace at start and kept
- * current on link/rename: an open of these inodes is reported whatever it is called. */
+/* (dev, ino) of every existing file the policy names, written by userspace at start, plus every
+ * file the kernel saw opened under a watched name (learned here, so a hard link or rename made
+ * right after is caught without waiting for userspace). An open of these inodes is reported
+ * whatever it is called. A plain hash: a flood of watched names can fill it (learning then
+ * fails, counted) but never evicts what was seeded. */
 struct inode_key {
 	__u64 ino;
 	__u32 dev;
@@ -288,6 +291,12 @@ static __always_inline int open_exit(struct task_struct *t, long ret, long nr, _
 	if (!match)
 		return 0;
 	c->candidates++;
+	if (match == MATCH_NAME) {
+		struct inode_value v = { .tier = TIER_HIGH };
+
+		if (bpf_map_update_elem(&watched_inodes, &key, &v, BPF_NOEXIST) == -E2BIG)
+			c->inodes_full++;
+	}
 	emit_file_open(c, s, t, f, &key, match, nr, origin, upath);
 	return 0;
 }

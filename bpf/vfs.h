@@ -125,4 +125,46 @@ static __always_inline struct dpath_buf *vfs_path(struct task_struct *t, struct 
 	return c.out;
 }
 
+/* The absolute form of a name the caller passed relative to dfd (AT_FDCWD: the cwd): the
+ * directory's real path + "/" + the caller's string, at [*start, *end) of the walk buffer.
+ * For link/rename, whose names the kernel resolves without giving us a struct file. */
+static __always_inline struct dpath_buf *vfs_compose(struct task_struct *t, int dfd,
+						     const char *upath, __u32 *start, __u32 *end,
+						     __u32 *flags)
+{
+	struct dpath_buf *w;
+	struct vfsmount *mnt;
+	struct dentry *d;
+	__u32 zero = 0;
+	long n;
+
+	w = bpf_map_lookup_elem(&dpath_scratch, &zero);
+	if (!w)
+		return 0;
+	n = bpf_probe_read_user_str(&w->buf[DPATH_END + 1], PATH_MAX_LEN, upath);
+	if (n <= 1)
+		return 0;
+	*end = DPATH_END + n;                           /* n counts the NUL */
+	*flags = 0;
+	if (w->buf[DPATH_END + 1] == '/') {
+		*start = DPATH_END + 1;
+		return w;
+	}
+	if (dfd == AT_FDCWD) {
+		mnt = t->fs->pwd.mnt;
+		d = t->fs->pwd.dentry;
+	} else {
+		struct file *f = vfs_fd_file(t, dfd);
+
+		if (!f)
+			return 0;
+		mnt = f->f_path.mnt;
+		d = f->f_path.dentry;
+	}
+	if (!vfs_path(t, mnt, d, start, flags))
+		return 0;
+	w->buf[DPATH_END] = '/';
+	return w;
+}
+
 #endif

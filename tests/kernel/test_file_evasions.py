@@ -212,3 +212,38 @@ def test_hostile_requested_path_escaped(monitor, home: Path) -> None:
     p = run(["cat", str(link)])
     ev = file_event(mon, p.pid, str(home / ".ssh" / "id_rsa"))
     assert json.loads(to_json_line(ev))["requested_path"] == str(link)
+
+
+def test_link_and_rename_of_watched_names(monitor, home: Path) -> None:
+    mon = monitor(FILE_ONLY)
+    key = home / ".ssh" / "id_rsa"
+    p = run(["sh", "-c", "cd .ssh && ln id_rsa ../alias && ln -s \"$PWD/id_rsa\" ../soft"], cwd=home)
+    links = mon.wait_for(lambda e: e["kind"] == "file" and e["access"] == "link"
+                         and e["path"] in (str(home / "alias"), str(home / "soft")))
+    links = mon.wait_for(lambda e: e["kind"] == "file" and e["access"] == "link" and len(links) == 2
+                         and e["path"] in (str(home / "alias"), str(home / "soft")), 1) or links
+    assert sorted((e["path"], e["old_path"]) for e in links) == [
+        (str(home / "alias"), str(key)), (str(home / "soft"), str(key))]
+    assert all(e["comm"] == "ln" and e["severity"] == "critical" for e in links)
+    assert links[0]["rule"] == "file.ssh_key.link"
+    p = run(["mv", str(key), str(home / "innocent")])
+    (ren,) = mon.wait_for(lambda e: e["kind"] == "file" and e["access"] == "rename" and e["pid"] == p.pid)
+    assert ren["path"] == str(home / "innocent") and ren["old_path"] == str(key)
+    p = run(["cat", str(home / "innocent")])
+    ev = file_event(mon, p.pid, str(home / "innocent"))
+    assert ev["match"] == "inode" and ev["severity"] == "critical"
+
+
+def test_file_created_after_start_followed_through_link(monitor, tmp_path: Path) -> None:
+    """Not seeded at start: the kernel learns the inode when the watched name is opened, so a
+    hard link made and read right after (no wait in between) is still caught."""
+    mon = monitor(FILE_ONLY)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / ".env").write_text("TOKEN=x\n")
+    p = run(["sh", "-c", "cat .env >/dev/null && ln .env notes.txt && cat notes.txt"], cwd=app)
+    assert p.returncode == 0
+    events = mon.wait_for(lambda e: e["kind"] == "file" and e["path"] == str(app / "notes.txt")
+                          and e["access"] == "read")
+    assert events and events[0]["match"] == "inode" and events[0]["comm"] == "cat"
+    assert events[0]["watched_path"] == str(app / ".env")

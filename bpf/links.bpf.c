@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: GPL-2.0
+/* link, symlink and rename whose old or new name is watched are reported (access link|rename),
+ * so a watched file given an innocent name is known; userspace then adds the inode under its
+ * new name to watched_inodes. The names are the caller's strings made absolute against the
+ * dirfd/cwd in the kernel: these syscalls hand us no struct file. */
+#include "common.h"
+#include "open_exit.h"
+
+#define NR_RENAME 82
+#define NR_LINK 86
+#define NR_SYMLINK 88
+#define NR_RENAMEAT 264
+#define NR_LINKAT 265
+#define NR_SYMLINKAT 266
+#define NR_RENAMEAT2 316
+
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct path_scratch);
+} link_scratch SEC(".maps");
+
+/* The composed name in a scratch (its last SCRATCH_LEN bytes when longer); its length. */
+static __always_inline __u32 compose_into(struct task_struct *t, int dfd, const char *upath,
+					  struct path_scratch *sc)
+{
+	__u32 start = 0, end = 0, wflags = 0, len, off = 0;
+	struct dpath_buf *w;
+
+	w = vfs_compose(t, dfd, upath, &start, &end, &wflags);
+	if (!w || end <= start)
+		return 0;
+	len = end - start;
+	if (len > SCRATCH_LEN - 1) {
+		off = len - (SCRATCH_LEN - 1);
+		len = SCRATCH_LEN - 1;
+	}
+	sc->zero = 0;
+	bpf_probe_read_kernel(sc->buf, len & (SCRATCH_LEN - 1), &w->buf[(start + off) & DPATH_MASK]);
+	sc->buf[len & (SCRATCH_LEN - 1)] = 0;
+	return len;
+}
+
+static __always_inline int link_exit(long ret, long nr, int odfd, const char *oldname, int ndfd,
+				     const char *newname, int old_is_target)
+{
+	struct settings *s = get_settings();
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct path_scratch *a, *b;
+	struct counters *c;
+	struct event *e;
+	__u32 zero = 0, nlen, olen = 0, tail, lost = 0, nchunks, nold;
+	__u8 match = 0;
+	__u64 chain;
+	long n;
+
+	if (ret != 0 || skip_event(s, PROBE_FILE))
+		return 0;
+	a = bpf_map_lookup_elem(&path_scratch, &zero);
+	b = bpf_map_lookup_elem(&link_scratch, &zero);
+	c = get_counters();
+	if (!a || !b || !c)
+		return 0;
+	nlen = compose_into(t, ndfd, newname, b);
+	if (!nlen)
+		return 0;
+	if (path_is_candidate(b, nlen))
+		match |= MATCH_NAME;
+	if (old_is_target) {
+		a->zero = 0;
+		n = bpf_probe_read_user_str(a->buf, SCRATCH_LEN, oldname);
+		olen = n > 1 ? (n - 1) & (SCRATCH_LEN - 1) : 0;
+	} else {
+		olen = compose_into(t, odfd, oldname, a);
+	}
+	if (olen && path_is_candidate(a, olen))
+		match |= MATCH_OLD;
+	if (!match)
+		return 0;
+	c->candidates++;
+	chain = bpf_ktime_get_boot_ns();
+	tail = nlen > FILE_TAIL ? FILE_TAIL : nlen;
+	nchunks = send_chunks(c, s, b->buf, 0, nlen - tail, chain, CHUNK_PATH, &lost);
+	nold = send_chunks(c, s, a->buf, 0, olen, chain, CHUNK_OLD, &lost);
+	e = reserve_event(c, LANE_CRITICAL, EV_FILE);
+	if (!e)
+		return 0;
+	__builtin_memset(&e->file, 0, sizeof(e->file) - FILE_TAIL);
+	e->h.ts_ns = chain;
+	e->h.flags = EVF_LINK_OP | EVF_CHAINED | (lost ? EVF_CHUNK_LOST : 0);
+	e->file.path_len = nlen;
+	e->file.req_len = olen;
+	e->file.syscall = nr;
+	e->file.match = match;
+	e->file.nchunks = nchunks;
+	e->file.nreq = nold;
+	bpf_probe_read_kernel(e->file.path, FILE_TAIL, &b->buf[(nlen - tail) & (SCRATCH_LEN - 1)]);
+	submit_event(c, s, e);
+	return 0;
+}
+
+static __always_inline struct pt_regs *regs(void)
+{
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+SEC("tp/syscalls/sys_exit_link")
+int link_link(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pt_regs *r = regs();
+
+	return link_exit(ctx->ret, NR_LINK, AT_FDCWD, (void *)r->di, AT_FDCWD, (void *)r->si, 0);
+}
+
+SEC("tp/syscalls/sys_exit_linkat")
+int link_linkat(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pt_regs *r = regs();
+
+	return link_exit(ctx->ret, NR_LINKAT, r->di, (void *)r->si, r->dx, (void *)r->r10, 0);
+}
+
+SEC("tp/syscalls/sys_exit_symlink")
+int link_symlink(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pt_regs *r = regs();
+
+	return link_exit(ctx->ret, NR_SYMLINK, AT_FDCWD, (void *)r->di, AT_FDCWD, (void *)r->si, 1);
+}
+
+SEC("tp/syscalls/sys_exit_symlinkat")
+int link_symlinkat(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pt_regs *r = regs();
+
+	return link_exit(ctx->ret, NR_SYMLINKAT, AT_FDCWD, (void *)r->di, r->si, (void *)r->dx, 1);
+}
+
+SEC("tp/syscalls/sys_exit_rename")
+int link_rename(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pt_regs *r = regs();
+
+	return link_exit(ctx->ret, NR_RENAME, AT_FDCWD, (void *)r->di, AT_FDCWD, (void *)r->si, 0);
+}
+
+SEC("tp/syscalls/sys_exit_renameat")
+int link_renameat(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pt_regs *r = regs();
+
+	return link_exit(ctx->ret, NR_RENAMEAT, r->di, (void *)r->si, r->dx, (void *)r->r10, 0);
+}
+
+SEC("tp/syscalls/sys_exit_renameat2")
+int link_renameat2(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pt_regs *r = regs();
+
+	return link_exit(ctx->ret, NR_RENAMEAT2, r->di, (void *)r->si, r->dx, (void *)r->r10, 0);
+}
