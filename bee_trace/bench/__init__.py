@@ -35,7 +35,7 @@ from .runner import (Agent, Auditd, Bpftrace, Loadgen, Unavailable, closed_port,
                      pin_self, run_loadgen)
 from .stats import fmt_num, fmt_rate, fmt_ratio, median, ratio, spread, text_table
 
-ROWS = ("openat", "connect", "throughput", "latency", "resources", "decode", "flood")
+ROWS = ("openat", "syscall", "connect", "throughput", "latency", "resources", "decode", "flood")
 ALL_PROBES = ["file_monitor", "network_monitor", "memory_monitor"]
 FLOOD_COMM = "loadgen"           # the bulk flood's process name (the generator binary)
 CRIT_COMM = "loadgen-crit"       # the same binary under another name: the critical generator
@@ -209,6 +209,27 @@ class Bench:
         out["ratio_bee_over_bpftrace"] = ratio(bee, bt)
         out["ratio_bee_over_auditd"] = ratio(bee, au)
         return out
+
+    # -- row 1b: a syscall no probe watches ---------------------------------------------------
+    def row_syscall(self) -> dict[str, Any]:
+        """Added ns per getppid(2), which only the compat probe (raw_tp/sys_exit, on every
+        syscall) sees: the price of watching int 0x80 / sysenter syscalls."""
+        def trials() -> dict[str, Any]:
+            return self._guarded(
+                lambda: run_loadgen(self.loadgen, "getppid", "-", self.p.ops * 4)["ns_per_op"])
+
+        self.own_pids = set()
+        b0 = trials()
+        with Agent({"patterns": "default", "probes": ["file_monitor"]}) as agent:
+            self._own(agent)
+            t = trials()
+            agent.stop()
+        self.own_pids = set()
+        b1 = trials()
+        base = b0["used"] + b1["used"]
+        return {"ops_per_trial": self.p.ops * 4, "trials": self.p.trials,
+                "baseline_ns": median(base), "median_ns": median(t["used"]),
+                "added_ns": median(t["used"]) - median(base), "spread_ns": spread(t["used"])}
 
     # -- row 2: connect ----------------------------------------------------------------------
     def row_connect(self) -> dict[str, Any]:
@@ -544,6 +565,14 @@ def render(results: dict[str, Any]) -> str:
     parts.append(f"bee-trace bench — {meta['host']} — kernel {meta['kernel']} — {meta['cpus']} CPUs — "
                  f"{'quick' if meta['quick'] else 'full'} run, {meta['seconds']:.0f} s")
 
+    if "syscall" in rows and "error" not in rows["syscall"]:
+        r = rows["syscall"]
+        parts.append(text_table(
+            ["getppid(2) (no probe but the compat one)", "ns/op (median)", "added ns (median)", "spread"],
+            [["baseline", fmt_num(r["baseline_ns"]), "", ""],
+             ["bee-trace (compat probe, raw_tp/sys_exit)", fmt_num(r["median_ns"]),
+              f"{r['added_ns']:+.0f}", fmt_num(r["spread_ns"])]],
+            title=f"1b. compat probe on a native syscall ({r['trials']} trials × {r['ops_per_trial']:,} ops)"))
     if "openat" in rows:
         r = rows["openat"]
         if "error" in r:
