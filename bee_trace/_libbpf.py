@@ -64,6 +64,7 @@ _sig("bpf_map__value_size", ctypes.c_uint32, _vp)
 _sig("bpf_map_lookup_elem", ctypes.c_int, ctypes.c_int, _vp, _vp)
 _sig("bpf_map_update_elem", ctypes.c_int, ctypes.c_int, _vp, _vp, ctypes.c_uint64)
 _sig("bpf_map_delete_elem", ctypes.c_int, ctypes.c_int, _vp)
+_sig("bpf_map_lookup_and_delete_elem", ctypes.c_int, ctypes.c_int, _vp, _vp)
 _sig("bpf_map_get_next_key", ctypes.c_int, ctypes.c_int, _vp, _vp)
 _sig("libbpf_num_possible_cpus", ctypes.c_int)
 _sig("libbpf_probe_bpf_prog_type", ctypes.c_int, ctypes.c_int, _vp)
@@ -154,6 +155,13 @@ class Map:
 
     def delete(self, key: bytes) -> bool:
         return _lib.bpf_map_delete_elem(self.fd, ctypes.c_char_p(key)) == 0
+
+    def pop(self, key: bytes, value_len: int) -> bytes | None:
+        """Lookup and delete in one step (no increment is lost in between)."""
+        value = ctypes.create_string_buffer(value_len)
+        if _lib.bpf_map_lookup_and_delete_elem(self.fd, ctypes.c_char_p(key), value) < 0:
+            return None
+        return value.raw
 
     def keys(self, key_len: int) -> list[bytes]:
         out: list[bytes] = []

@@ -100,6 +100,7 @@ class Kernel:
     bulk_wake_bytes: int = 64 << 10
     block: bool = False
     table_entries: int = 10000          # advanced.ebpf_params.max_entries_per_map
+    spill_entries: int = 65536          # critical events kept while the ring is full
     coverage: list[ProgramStatus] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -115,8 +116,9 @@ class Kernel:
         self._obj = obj
         obj.map("ring_critical").set_max_entries(_ring_size(self.ring_critical_bytes))
         obj.map("ring_bulk").set_max_entries(_ring_size(self.ring_bulk_bytes))
-        for name in ("agg", "rate_buckets", "dns_socks"):
+        for name in ("agg", "rate_buckets", "dns_socks", "crit_fold"):
             obj.map(name).set_max_entries(self.table_entries)
+        obj.map("spill").set_max_entries(self.spill_entries)
         for prog in obj.programs():
             groups = next((g for p, g in _PROGRAM_GROUPS.items() if prog.name.startswith(p)), set())
             if not groups & self.probes or (prog.name.startswith("block_") and not self.block):
@@ -146,11 +148,12 @@ class Kernel:
                 self.coverage.append(ProgramStatus(prog.name, prog.section, f"failed: {e}"))
 
     def start(self, file_filter: np.ndarray, self_tgid: int | None = None,
+              high_filter: np.ndarray | None = None,
               blocked: list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None,
               inodes: list[tuple[int, int]] | None = None, **settings: object) -> None:
         """Load, configure, then attach (so no event is seen with an unconfigured filter)."""
         self.load()
-        self.set_file_filter(file_filter)
+        self.set_file_filter(file_filter, high_filter)
         for dev, ino in inodes or ():
             self.watch_inode(dev, ino)
         self.set_blocked(blocked or [])
@@ -184,9 +187,39 @@ class Kernel:
         assert self._obj is not None
         return self._obj.map(name).max_entries
 
-    def set_file_filter(self, value: np.ndarray) -> None:
+    def set_file_filter(self, value: np.ndarray, high: np.ndarray | None = None) -> None:
+        """Slot 0: every pattern; slot 1: the highest tier (keeps the critical ring's headroom)."""
         assert self._obj is not None
-        self._obj.map("file_filter").update(_KEY0, value.tobytes())
+        m = self._obj.map("file_filter")
+        m.update(_KEY0, value.tobytes())
+        m.update(bytes(ctypes.c_uint32(1)), (value if high is None else high).tobytes())
+
+    def pop_spilled(self) -> list[tuple[int, np.void]]:
+        """Every spilled critical event, removed from the map: (count, record)."""
+        assert self._obj is not None
+        m = self._obj.map("spill")
+        out = []
+        for raw_key in m.keys(R.fold_key_dtype.itemsize):
+            raw = m.pop(raw_key, R.spill_value_dtype.itemsize)
+            if raw is not None:
+                v = np.frombuffer(raw, dtype=R.spill_value_dtype)[0]
+                out.append((int(v["count"]), v["ev"]))
+        return out
+
+    def fold_counts(self) -> dict[tuple[int, int, int, int], int]:
+        """Cumulative counts of critical events folded in the kernel, by fold key."""
+        assert self._obj is not None
+        m = self._obj.map("crit_fold")
+        out = {}
+        for raw_key in m.keys(R.fold_key_dtype.itemsize):
+            raw = m.lookup(raw_key, R.fold_value_dtype.itemsize)
+            if raw is None:
+                continue
+            k = np.frombuffer(raw_key, dtype=R.fold_key_dtype)[0]
+            count = int(np.frombuffer(raw, dtype=R.fold_value_dtype)[0]["count"])
+            if count:
+                out[(int(k["tgid"]), int(k["type"]), int(k["a"]), int(k["b"]))] = count
+        return out
 
     def watch_inode(self, dev: int, ino: int) -> None:
         """Report every open of this inode (kernel dev encoding), whatever its name."""
@@ -203,6 +236,7 @@ class Kernel:
         s["bulk_wake_bytes"] = self.bulk_wake_bytes
         s["probes"] = sum(_PROBE_BITS[p] for p in self.probes if p in _PROBE_BITS) | R.PROBE_PROCESS
         s["block"] = int(self.block)
+        s["spill_cap"] = self.spill_entries
         for name, value in fields.items():
             s[name] = value
         self._obj.map("settings").update(_KEY0, s.tobytes())

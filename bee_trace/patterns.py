@@ -123,3 +123,16 @@ def is_candidate(filt: np.ndarray, path: bytes) -> bool:
         if int(bits[bit >> 6]) >> (bit & 63) & 1:
             return True
     return False
+
+
+def high_tier(globs: list[str]) -> list[str]:
+    """The patterns whose files are keys or cloud credentials (the highest tier): they keep the
+    critical ring's headroom under a flood of lower-tier events."""
+    from .classify import _file_class
+
+    out = []
+    for g in globs:
+        sample = "/h/" + g.replace("**/", "").replace("**", "x").replace("*", "x").replace("?", "x")
+        if _file_class(sample)[0] in ("ssh_key", "cloud_credential", "private_key", "credential"):
+            out.append(g)
+    return out

@@ -14,8 +14,9 @@ from . import patterns
 from . import records as R
 from .classify import classify, env_secret_names, meets
 from .config import Config, default_config
+from .critical import FoldTracker
 from .control import Backpressure, Governor, Tuning, WakeTuner, tuning_for
-from .decode import DecodeContext, Event, decode_record
+from .decode import DecodeContext, Event, decode_record, iso_ts
 from .identity import any_match
 from .inodes import MAX_INODES, WatchedInode, kernel_dev, watched_inodes
 from .kernel import Kernel, check_min_kernel
@@ -25,6 +26,9 @@ from .templates import TemplateCache, template_keys
 
 Sink = Callable[[Event], None]
 _DROP_AGGREGATED = R.DROP_CAUSES.index("aggregated")
+_DROP_FOLDED = R.DROP_CAUSES.index("folded")
+SPILL_MIN = 65536             # spill map entries (allocated only as used)
+CRIT_FOLD_NS = 1_000_000_000  # identical critical events of a process: one record per second
 IDLE_TIMEOUT_S = 0.25   # housekeeping tick while no bulk records flow
 TEMPLATE_CACHE = 4096   # decoded events kept for repeated identical records
 DRAIN_BUDGET_S = 0.05   # longest stretch of reading before housekeeping runs again
@@ -71,6 +75,7 @@ class Pipeline:
             bulk_wake_bytes=self.tuning.wake_min,
             block=self.cfg.network.mode == "block",
             table_entries=self.cfg.advanced.ebpf_params.max_entries_per_map,
+            spill_entries=max(SPILL_MIN, self.cfg.advanced.ebpf_params.max_entries_per_map),
         )
         self.bulk_timeout_s = self.tuning.bulk_timeout_s
         self.backpressure = Backpressure()
@@ -84,6 +89,10 @@ class Pipeline:
         self._last_bulk = 0.0
         self.templates = TemplateCache(TEMPLATE_CACHE)
         self.inodes: dict[tuple[int, int], WatchedInode] = {}
+        self.folds = FoldTracker()
+        self._folded_seen = 0
+        self.spilled_reported = 0
+        self._spill_drained = 0
         self._last_reason = ""
         self.rings: RingSet | None = None
         self.started_ns = 0
@@ -96,8 +105,10 @@ class Pipeline:
         globs = list(files.watch_read) + list(files.watch_write)
         self.inodes = {(w.dev, w.ino): w for w in watched_inodes(globs, files.exclude_set)}
         self.kernel.start(patterns.build_filter(globs),
+                          high_filter=patterns.build_filter(patterns.high_tier(globs)),
                           blocked=list(self.cfg.network.blocked_networks), bulk_idle=1,
-                          inodes=list(self.inodes), **self.tuning.kernel_settings())
+                          inodes=list(self.inodes), crit_fold_ns=CRIT_FOLD_NS,
+                          **self.tuning.kernel_settings())
         try:
             self.ctx.procs.seed()
             self.rings = RingSet([
@@ -123,6 +134,8 @@ class Pipeline:
         if self.tuning.agg_window_ns and now >= self._next_agg_flush:
             self._next_agg_flush = now + self.tuning.agg_window_ns / 1e9
             self.flush_aggregates()
+        n += self.drain_spill()
+        self.flush_folds()
         if n:
             self.flush()
         if self.opts.adaptive:
@@ -206,6 +219,8 @@ class Pipeline:
         if self.rings:
             self.drain(budget_s=None)
         self.flush_aggregates()
+        self.drain_spill()
+        self.flush_folds()
         self.flush()
         self._summary = self.loss_summary()
         self.stopped = True
@@ -290,14 +305,68 @@ class Pipeline:
             self.handle_event(ev)
         self._agg_seen = seen
 
+    def drain_spill(self) -> int:
+        """Critical events the kernel kept while the ring was full: reported late, never lost."""
+        n = 0
+        spilled = self.kernel.pop_spilled()
+        if spilled:
+            self._spill_drained += len(spilled)
+            self.kernel.update_settings(spill_drained=self._spill_drained)
+        for count, rec in spilled:
+            ev = decode_record(rec, self.ctx)
+            if ev is None:
+                continue
+            ev["late"] = True
+            if count > 1:
+                ev["count"] = count
+            self.spilled_reported += count
+            self.handle_event(ev)
+            n += 1
+        return n
+
+    def flush_folds(self) -> None:
+        """Identical critical events counted in the kernel since the last look, as counts."""
+        folded = int(self.kernel.counters_per_cpu()["drops"][:, R.LANE_CRITICAL, _DROP_FOLDED].sum())
+        if folded == self._folded_seen:
+            return
+        self._folded_seen = folded
+        for ev in self.folds.summaries(self.kernel.fold_counts(), self._rebuild_folded):
+            self.emit(ev)
+
+    def _rebuild_folded(self, key: tuple[int, int, int, int]) -> Event | None:
+        """An event for a fold key whose first event is no longer remembered: files by the
+        inode's known name, memory access by technique and target."""
+        tgid, kind, a, b = key
+        info = self.ctx.procs.get(tgid)
+        ev: Event = {"ts": iso_ts(time.time_ns()), "pid": tgid, "comm": info.comm if info else "",
+                     "exe": info.exe if info else "", "severity": "low", "rule": ""}
+        if kind == R.EV_FILE:
+            watched = self.inodes.get((b & 0xFFFFFFFF, a))
+            if watched is None:
+                return None
+            ev.update(kind="file", path=watched.path, dev=b & 0xFFFFFFFF, ino=a,
+                      access="write" if b >> 32 else "read")
+        elif kind == R.EV_MEM:
+            ev.update(kind="memory", technique=R.TECHNIQUES.get(a & 0xFF, "unknown"),
+                      target_pid=b, target_comm="")
+            if a >> 8:
+                ev["ptrace_request"] = a >> 8
+        else:
+            return None
+        classify(ev, self.cfg)
+        return ev
+
     def handle_event(self, ev: Event) -> str | None:
         """Confirm, classify, filter, emit; None when shown, else why not (a Stats field)."""
         if not self.confirm(ev):
+            self.folds.remember(ev, shown=False)
             return self._last_reason
         classify(ev, self.cfg)
         if not meets(ev["severity"], self.opts.min_severity):
+            self.folds.remember(ev, shown=False)
             self._reject("below_severity")
             return "below_severity"
+        self.folds.remember(ev)
         self.emit(ev)
         return None
 
@@ -404,10 +473,14 @@ class Pipeline:
             }
         dropped = {cause: sum(lanes[n][cause] for n in R.LANE_NAMES) for cause in R.DROP_CAUSES}
         dropped["sink_overflow"] = sum(getattr(sink, "overflow", 0) for sink in self.sinks)
-        # A gap the kernel did not count as ring-full would be a silent loss: treat it as one.
-        uncounted = sum(max(0, lanes[n]["sequence_gaps"] - lanes[n]["ring_full"]) for n in R.LANE_NAMES)
+        # A gap the kernel did not count (ring-full, spilled, spill-full) would be a silent loss.
+        uncounted = sum(max(0, lanes[n]["sequence_gaps"] - lanes[n]["ring_full"] - lanes[n]["spilled"]
+                            - lanes[n]["spill_full"]) for n in R.LANE_NAMES)
         # Counts folded in the kernel but evicted before we read them are lost counts.
+        # (repeats of events policy did not show are not losses)
+        folded_unreported = max(0, dropped["folded"] - self.folds.reported - self.folds.rejected)
         lost = (dropped["ring_full"] + dropped["shed"] + dropped["sink_overflow"] + uncounted
+                + dropped["spill_full"] + folded_unreported
                 + max(0, dropped["aggregated"] - self.agg_reported))
         return {
             "inspected": int(per_cpu["inspected"].sum()),
@@ -422,6 +495,9 @@ class Pipeline:
             "lanes": lanes,
             "aggregated_reported": self.agg_reported,
             "aggregated_unreported": max(0, dropped["aggregated"] - self.agg_reported),
+            "folded_reported": self.folds.reported,
+            "folded_unreported": folded_unreported,
+            "spilled_reported": self.spilled_reported,
             "shed_raised": self.backpressure.raised,
             "governor": list(self.governor.actions),
             "process_cache_evictions": self.ctx.procs.evictions,

@@ -131,7 +131,8 @@ settings_dtype = np.dtype([
     ("self_tgid", "<u4"), ("shed_level", "<u4"), ("bulk_wake_bytes", "<u8"),
     ("probes", "<u4"), ("block", "<u4"), ("agg_window_ns", "<u8"),
     ("sample_every", "<u4", (NR_KINDS,)), ("rate_per_sec", "<u4", (NR_KINDS,)),
-    ("bulk_idle", "<u4"), ("_pad2", "<u4"),
+    ("bulk_idle", "<u4"), ("_pad2", "<u4"), ("crit_fold_ns", "<u8"),
+    ("spill_drained", "<u8"), ("spill_cap", "<u4"), ("_pad3", "<u4"),
 ])
 
 agg_key_dtype = np.dtype([("tgid", "<u4"), ("type", "<u4"), ("key", "<u8")])
@@ -140,6 +141,10 @@ agg_value_dtype = np.dtype([
     ("comm", f"S{COMM_LEN}"), ("sample", "V96"),
 ])
 inode_key_dtype = np.dtype([("ino", "<u8"), ("dev", "<u4"), ("_pad", "<u4")])
+fold_key_dtype = np.dtype([("tgid", "<u4"), ("type", "<u4"), ("a", "<u8"), ("b", "<u8")])
+fold_value_dtype = np.dtype([("count", "<u8"), ("window_start", "<u8")])
+spill_value_dtype = np.dtype({"names": ["count", "ev"], "formats": ["<u8", event_dtype],
+                              "offsets": [0, 8], "itemsize": 8 + EVENT_SIZE})
 rate_key_dtype = np.dtype([("type", "<u4"), ("sid", "<u4")])
 rate_value_dtype = np.dtype([("tokens", "<u8"), ("last_ns", "<u8")])
 
@@ -161,5 +166,8 @@ C_STRUCTS: dict[str, np.dtype] = {
     "agg_key": agg_key_dtype,
     "agg_value": agg_value_dtype,
     "rate_key": rate_key_dtype,
+    "fold_key": fold_key_dtype,
+    "fold_value": fold_value_dtype,
+    "spill_value": spill_value_dtype,
     "rate_value": rate_value_dtype,
 }

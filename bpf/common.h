@@ -37,9 +37,11 @@ BEE_MAP struct {
 	__type(value, struct settings);
 } settings SEC(".maps");
 
+/* Slot FILTER_ALL: every pattern; slot FILTER_HIGH: the highest-tier patterns (keys, cloud
+ * credentials), which keep the critical ring's headroom. */
 BEE_MAP struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct file_filter);
 } file_filter SEC(".maps");
@@ -134,6 +136,26 @@ static __always_inline void count_drop(struct counters *c, int lane, int cause)
 		__sync_fetch_and_add(&c->drops[lane & 1][cause], 1);
 }
 
+/* The header every record starts with: the current task's identity. */
+static __always_inline void fill_header(struct event *e, int lane, __u8 type, __u64 seq)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	e->h.type = type;
+	e->h.lane = lane;
+	e->h.flags = 0;
+	e->h.cpu = bpf_get_smp_processor_id();
+	e->h.seq = seq;
+	e->h.ts_ns = bpf_ktime_get_boot_ns();
+	e->h.tgid = pid_tgid >> 32;
+	e->h.tid = (__u32)pid_tgid;
+	e->h.ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->h.uid = (__u32)bpf_get_current_uid_gid();
+	e->h.cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(e->h.comm, sizeof(e->h.comm));
+}
+
 /* Reserve a record on a lane. Every attempt takes a sequence number, so a gap in the numbers a
  * reader sees is exactly a ring-full drop, which is also counted here. */
 static __always_inline struct event *reserve_event(struct counters *c, int lane, __u8 type)
@@ -152,22 +174,7 @@ static __always_inline struct event *reserve_event(struct counters *c, int lane,
 		count_drop(c, lane, DROP_RING_FULL);
 		return 0;
 	}
-
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-
-	e->h.type = type;
-	e->h.lane = lane;
-	e->h.flags = 0;
-	e->h.cpu = bpf_get_smp_processor_id();
-	e->h.seq = seq;
-	e->h.ts_ns = bpf_ktime_get_boot_ns();
-	e->h.tgid = pid_tgid >> 32;
-	e->h.tid = (__u32)pid_tgid;
-	e->h.ppid = BPF_CORE_READ(task, real_parent, tgid);
-	e->h.uid = (__u32)bpf_get_current_uid_gid();
-	e->h.cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(e->h.comm, sizeof(e->h.comm));
+	fill_header(e, lane, type, seq);
 	return e;
 }
 

@@ -225,6 +225,11 @@ struct counters {
 #define FILTER_BITS_LOG2 16
 #define FILTER_WORDS (1 << (FILTER_BITS_LOG2 - 6))
 
+enum filter_slot {
+	FILTER_ALL = 0,
+	FILTER_HIGH = 1,
+};
+
 enum filter_key_kind {
 	KEY_BASENAME = 1,
 	KEY_PREFIX = 2,        /* + length 1..8 */
@@ -252,6 +257,11 @@ struct settings {
 	__u32 rate_per_sec[NR_KINDS];  /* bulk: per-CPU token bucket per lineage (0 = unlimited) */
 	__u32 bulk_idle;       /* reader is in idle polling: wake it for a record into an empty ring */
 	__u32 _pad2;
+	__u64 crit_fold_ns;    /* critical: identical events of a process inside this window are
+				* counted, not sent (0 = off) */
+	__u64 spill_drained;   /* spilled events the reader has taken out of the spill map */
+	__u32 spill_cap;       /* spill map entries; lower tiers may fill only half */
+	__u32 _pad3;
 };
 
 /* Blocked destinations (network.blocked_ips, CIDRs allowed): longest-prefix-match keys. */
@@ -288,6 +298,25 @@ struct agg_value {
 	__u32 ppid;
 	char comm[COMM_LEN];
 	__u8 sample[96];       /* payload of the window's first event */
+};
+
+/* Critical-lane folding and spill (bpf/critical.h): an event's identity within its process. */
+struct fold_key {
+	__u32 tgid;
+	__u32 type;
+	__u64 a;                 /* file: ino; memory: technique */
+	__u64 b;                 /* file: dev | write << 32; memory: target tgid */
+};
+
+struct fold_value {
+	__u64 count;             /* events folded, cumulative (userspace reports the growth) */
+	__u64 window_start;
+};
+
+/* A critical event the ring could not take, kept until the reader drains it (late: true). */
+struct spill_value {
+	__u64 count;             /* identical events spilled under this key */
+	struct event ev;
 };
 
 /* Token bucket per (type, session): a forking loop stays in its session. */

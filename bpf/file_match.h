@@ -83,14 +83,14 @@ static long walk_step(__u64 i, struct walk_ctx *w)
 	return 0;
 }
 
-static __always_inline int path_is_candidate(struct path_scratch *sc, __u32 len)
+static __always_inline int path_in_filter(struct path_scratch *sc, __u32 len, __u32 slot)
 {
 	struct walk_ctx w = { .sc = sc, .h = FNV_OFFSET, .len = (__s32)len };
 	struct file_filter *f;
 	__u64 tail, v;
-	__u32 zero = 0, i;
+	__u32 i;
 
-	f = bpf_map_lookup_elem(&file_filter, &zero);
+	f = bpf_map_lookup_elem(&file_filter, &slot);
 	if (!f)
 		return 0;
 	if (f->match_all)
@@ -122,6 +122,11 @@ static __always_inline int path_is_candidate(struct path_scratch *sc, __u32 len)
 		}
 	}
 	return 0;
+}
+
+static __always_inline int path_is_candidate(struct path_scratch *sc, __u32 len)
+{
+	return path_in_filter(sc, len, FILTER_ALL);
 }
 
 #endif

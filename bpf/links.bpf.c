@@ -54,6 +54,7 @@ static __always_inline int link_exit(long ret, long nr, int odfd, const char *ol
 	__u8 match = 0;
 	__u64 chain;
 	long n;
+	struct fold_key k = { .tgid = t->tgid, .type = EV_FILE, .b = nr };
 
 	if (ret != 0 || skip_event(s, PROBE_FILE))
 		return 0;
@@ -83,7 +84,7 @@ static __always_inline int link_exit(long ret, long nr, int odfd, const char *ol
 	tail = nlen > FILE_TAIL ? FILE_TAIL : nlen;
 	nchunks = send_chunks(c, s, b->buf, 0, nlen - tail, chain, CHUNK_PATH, &lost);
 	nold = send_chunks(c, s, a->buf, 0, olen, chain, CHUNK_OLD, &lost);
-	e = reserve_event(c, LANE_CRITICAL, EV_FILE);
+	e = crit_begin(c, EV_FILE);
 	if (!e)
 		return 0;
 	__builtin_memset(&e->file, 0, sizeof(e->file) - FILE_TAIL);
@@ -96,7 +97,8 @@ static __always_inline int link_exit(long ret, long nr, int odfd, const char *ol
 	e->file.nchunks = nchunks;
 	e->file.nreq = nold;
 	bpf_probe_read_kernel(e->file.path, FILE_TAIL, &b->buf[(nlen - tail) & (SCRATCH_LEN - 1)]);
-	submit_event(c, s, e);
+	k.a = chain;            /* each link/rename is its own event */
+	crit_deliver(c, s, e, &k, TIER_HIGH);
 	return 0;
 }
 

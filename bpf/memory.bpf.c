@@ -6,6 +6,7 @@
 #include "common.h"
 #include "kfuncs.h"
 #include "missing_defs.h"
+#include "critical.h"
 
 #define PTRACE_PEEKTEXT 1
 #define PTRACE_POKEUSR 6
@@ -18,15 +19,19 @@ static __always_inline int emit_mem_target(__u32 tech, __u32 target, const char 
 					   __u64 request, __u8 origin)
 {
 	struct settings *s = get_settings();
+	__u32 self = bpf_get_current_pid_tgid() >> 32;
+	struct fold_key k = { .tgid = self, .type = EV_MEM, .a = tech | request << 8, .b = target };
 	struct counters *c;
 	struct event *e;
 
 	if (skip_event(s, PROBE_MEMORY) || !target)
 		return 0;
-	if (target == (__u32)(bpf_get_current_pid_tgid() >> 32))
+	if (target == self)
 		return 0;       /* a process acting on itself is not an event */
 	c = get_counters();
-	e = reserve_event(c, LANE_CRITICAL, EV_MEM);
+	if (crit_folded(c, s, &k))
+		return 0;
+	e = crit_begin(c, EV_MEM);
 	if (!e)
 		return 0;
 	__builtin_memset(&e->mem, 0, sizeof(e->mem));
@@ -36,7 +41,7 @@ static __always_inline int emit_mem_target(__u32 tech, __u32 target, const char 
 	e->mem.origin = origin;
 	if (comm)
 		bpf_probe_read_kernel_str(e->mem.target_comm, COMM_LEN, comm);
-	submit_event(c, s, e);
+	crit_deliver(c, s, e, &k, TIER_HIGH);
 	return 0;
 }
 

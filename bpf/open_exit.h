@@ -7,6 +7,7 @@
 #include "common.h"
 #include "file_match.h"
 #include "procfs.h"
+#include "critical.h"
 
 /* (dev, ino) of every existing file the policy names, written by userspace at start, plus every
  * file the kernel saw opened under a watched name (learned here, so a hard link or rename made
@@ -51,7 +52,7 @@ static long chunk_step(__u64 i, struct chunk_ctx *x)
 
 	if (off >= x->len)
 		return 1;
-	e = reserve_event(x->c, LANE_CRITICAL, EV_PATH);
+	e = crit_begin(x->c, EV_PATH);
 	if (!e) {
 		x->lost = 1;
 		return 1;
@@ -65,7 +66,10 @@ static long chunk_step(__u64 i, struct chunk_ctx *x)
 	e->chunk.len = n;
 	e->chunk.what = x->what;
 	bpf_probe_read_kernel(e->chunk.data, CHUNK_LEN, x->src + ((x->start + off) & DPATH_MASK));
-	submit_event(x->c, x->s, e);
+	if (crit_deliver(x->c, x->s, e, 0, TIER_HIGH)) {
+		x->lost = 1;
+		return 1;
+	}
 	x->sent++;
 	return 0;
 }
@@ -118,7 +122,7 @@ static __always_inline int strings_differ(const char *a, const char *b, __u32 le
 
 /* Filter keys come from "/parent/basename" read off the dentries (two short name copies): the
  * patterns' keys never need more (see bee_trace/patterns.py). */
-static __always_inline int name_candidate(struct file *f, struct dentry *d)
+static __always_inline int name_candidate(struct file *f, struct dentry *d, __u8 *tier)
 {
 	struct vfsmount *vfs = f->f_path.mnt;
 	struct dentry *p = d->d_parent;
@@ -145,7 +149,10 @@ static __always_inline int name_candidate(struct file *f, struct dentry *d)
 	bpf_probe_read_kernel(&sc->buf[(2 + pn) & 511], bn, d->d_name.name);
 	len = 2 + pn + bn;
 	sc->buf[len & 1023] = 0;
-	return path_is_candidate(sc, len);
+	if (!path_is_candidate(sc, len))
+		return 0;
+	*tier = path_in_filter(sc, len, FILTER_HIGH) ? TIER_HIGH : TIER_LOW;
+	return 1;
 }
 
 static __always_inline void emit_proc_open(struct counters *c, struct settings *s,
@@ -163,8 +170,12 @@ static __always_inline void emit_proc_open(struct counters *c, struct settings *
 	/* A process reading its own /proc entries is not an event. */
 	if (!tech || pt.tgid == t->tgid)
 		return;
+	struct fold_key k = { .tgid = t->tgid, .type = EV_MEM, .a = tech, .b = pt.tgid };
+
+	if (crit_folded(c, s, &k))
+		return;
 	w = vfs_path(t, f->f_path.mnt, d, &start, &wflags);
-	e = reserve_event(c, LANE_CRITICAL, EV_MEM);
+	e = crit_begin(c, EV_MEM);
 	if (!e)
 		return;
 	__builtin_memset(&e->mem, 0, sizeof(e->mem));
@@ -178,13 +189,13 @@ static __always_inline void emit_proc_open(struct counters *c, struct settings *
 		e->mem.path_len = len;
 		bpf_probe_read_kernel(e->mem.path, sizeof(e->mem.path), &w->buf[start & DPATH_MASK]);
 	}
-	submit_event(c, s, e);
+	crit_deliver(c, s, e, &k, TIER_HIGH);
 }
 
 static __always_inline void emit_file_open(struct counters *c, struct settings *s,
 					   struct task_struct *t, struct file *f,
-					   struct inode_key *key, __u8 match, long nr, __u8 origin,
-					   const char *upath)
+					   struct inode_key *key, __u8 match, __u8 tier, long nr,
+					   __u8 origin, const char *upath)
 {
 	struct dentry *d = f->f_path.dentry;
 	struct path_scratch *sc;
@@ -194,7 +205,13 @@ static __always_inline void emit_file_open(struct counters *c, struct settings *
 	__u16 flags = 0;
 	__u64 chain;
 	long n;
+	int write = (f->f_mode & FMODE_WRITE) || (f->f_flags & O_TRUNC);
+	struct fold_key k = { .tgid = t->tgid, .type = EV_FILE, .a = key->ino,
+			      .b = key->dev | ((__u64)write << 32) };
 
+	/* A flood of one file by one process costs one record per window. */
+	if (crit_folded(c, s, &k))
+		return;
 	w = vfs_path(t, f->f_path.mnt, d, &start, &wflags);
 	if (!w)
 		return;
@@ -220,7 +237,7 @@ static __always_inline void emit_file_open(struct counters *c, struct settings *
 		}
 	}
 
-	e = reserve_event(c, LANE_CRITICAL, EV_FILE);
+	e = crit_begin(c, EV_FILE);
 	if (!e)
 		return;
 	e->h.ts_ns = chain;
@@ -234,12 +251,12 @@ static __always_inline void emit_file_open(struct counters *c, struct settings *
 	e->file.syscall = nr;
 	e->file.origin = origin;
 	e->file.match = match;
-	e->file.tier = TIER_HIGH;
+	e->file.tier = tier;
 	e->file.nchunks = nchunks;
 	e->file.nreq = nreq;
 	e->file.walk_flags = wflags;
 	bpf_probe_read_kernel(e->file.path, FILE_TAIL, &w->buf[(DPATH_END - tail) & DPATH_MASK]);
-	if ((f->f_mode & FMODE_WRITE) || (f->f_flags & O_TRUNC))
+	if (write)
 		flags |= EVF_WRITE;
 	if (nchunks || nreq)
 		flags |= EVF_CHAINED;
@@ -250,7 +267,7 @@ static __always_inline void emit_file_open(struct counters *c, struct settings *
 	if (wflags & DPATH_DETACHED)
 		flags |= EVF_UNRESOLVED;
 	e->h.flags = flags;
-	submit_event(c, s, e);
+	crit_deliver(c, s, e, &k, tier);
 }
 
 /* A syscall (or io_uring request) returned `ret`; when it is a new fd, decide on its file. */
@@ -263,7 +280,7 @@ static __always_inline int open_exit(struct task_struct *t, long ret, long nr, _
 	struct inode *inode;
 	struct dentry *d;
 	struct file *f;
-	__u8 match = 0;
+	__u8 match = 0, tier = TIER_HIGH;
 
 	if (ret < 0 || skip_event(s, PROBE_FILE | PROBE_MEMORY))
 		return 0;
@@ -286,7 +303,7 @@ static __always_inline int open_exit(struct task_struct *t, long ret, long nr, _
 	key.dev = inode->i_sb->s_dev;
 	if (bpf_map_lookup_elem(&watched_inodes, &key))
 		match = MATCH_INODE;
-	else if (name_candidate(f, d))
+	else if (name_candidate(f, d, &tier))
 		match = MATCH_NAME;
 	if (!match)
 		return 0;
@@ -297,7 +314,7 @@ static __always_inline int open_exit(struct task_struct *t, long ret, long nr, _
 		if (bpf_map_update_elem(&watched_inodes, &key, &v, BPF_NOEXIST) == -E2BIG)
 			c->inodes_full++;
 	}
-	emit_file_open(c, s, t, f, &key, match, nr, origin, upath);
+	emit_file_open(c, s, t, f, &key, match, tier, nr, origin, upath);
 	return 0;
 }
 

@@ -273,19 +273,22 @@ def test_pid_namespace_target_is_the_host_pid(monitor):
     """A reader inside a new pid namespace names its target by the namespace's pid; the event
     carries the host pid (the proc inode's struct pid, and bpf_task_from_vpid for syscalls)."""
     m = monitor()
-    script = ("sleep 60 & echo $!; cat /proc/$!/environ > /dev/null; "
+    script = ("sleep 60 & S=$!; echo $S; "
+              "while [ \"$(cat /proc/$S/comm)\" != sleep ]; do :; done; "   # exec'd: named sleep
+              "cat /proc/$S/environ > /dev/null; "
               "python3 -c 'import ctypes,sys; l=ctypes.CDLL(None); "
-              "print(l.process_vm_readv(int(sys.argv[1]),0,0,0,0,0))' $!; read x; kill $!")
+              "print(l.process_vm_readv(int(sys.argv[1]),0,0,0,0,0))' $S; read x; kill $S")
     p = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         ns_pid = int(p.stdout.readline())
         p.stdout.readline()
-        evs = m.wait_for(lambda e: e["kind"] == "memory" and e["target_comm"] == "sleep"
-                         and e["technique"] in ("proc_environ", "process_vm_readv"))
-        evs = m.wait_for(lambda e: e["kind"] == "memory" and e["target_comm"] == "sleep"
-                         and e["technique"] in ("proc_environ", "process_vm_readv")
-                         and len({x["technique"] for x in evs}) == 2) or evs
+        def found() -> list[dict]:
+            return [e for e in m.events if e["kind"] == "memory" and e["target_comm"] == "sleep"
+                    and e["technique"] in ("proc_environ", "process_vm_readv")]
+
+        m.wait_for(lambda e: len({x["technique"] for x in found()}) == 2)
+        evs = found()
         assert {e["technique"] for e in evs} == {"proc_environ", "process_vm_readv"}
         for ev in evs:
             host = ev["target_pid"]

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Delivery of security events on the critical lane so that an attacker cannot choose what is
+ * lost: identical events of a process are folded into a count per window (the first goes out at
+ * once); an event the ring cannot take is spilled into a bounded map the reader drains on every
+ * wake-up and tick; lower-tier events leave the ring's last half to the highest tier. Events are
+ * built in a per-CPU scratch and copied into the ring (bpf_ringbuf_output), so the same record
+ * can go to the ring or the spill map. */
+#ifndef BEE_CRITICAL_H
+#define BEE_CRITICAL_H
+
+#include "common.h"
+
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct fold_key);
+	__type(value, struct fold_value);
+} crit_fold SEC(".maps");
+
+/* Allocated as used (no preallocation): sized large (userspace sets it), costs only what spills. */
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct fold_key);
+	__type(value, struct spill_value);
+} spill SEC(".maps");
+
+/* Entries ever put in the spill map (all CPUs); minus settings.spill_drained = in use. */
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} spill_inserted SEC(".maps");
+
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct spill_value);
+} crit_scratch SEC(".maps");
+
+/* 1 when an identical event of this process already went out in the current window: it is
+ * counted (DROP_FOLDED, and in crit_fold for the reader), not sent. */
+static __always_inline int crit_folded(struct counters *c, struct settings *s, struct fold_key *k)
+{
+	struct fold_value *v, fresh = {};
+	__u64 now;
+
+	if (!s || !s->crit_fold_ns)
+		return 0;
+	now = bpf_ktime_get_ns();
+	v = bpf_map_lookup_elem(&crit_fold, k);
+	if (v && now - v->window_start < s->crit_fold_ns) {
+		__sync_fetch_and_add(&v->count, 1);
+		count_drop(c, LANE_CRITICAL, DROP_FOLDED);
+		return 1;
+	}
+	if (v) {
+		v->window_start = now;
+	} else {
+		fresh.window_start = now;
+		bpf_map_update_elem(&crit_fold, k, &fresh, BPF_ANY);
+	}
+	return 0;
+}
+
+/* A critical record in the per-CPU scratch, header filled; 0 when the counters are missing. */
+static __always_inline struct event *crit_begin(struct counters *c, __u8 type)
+{
+	struct spill_value *sv;
+	__u32 zero = 0;
+	__u64 seq;
+
+	sv = bpf_map_lookup_elem(&crit_scratch, &zero);
+	if (!c || !sv)
+		return 0;
+	seq = __sync_fetch_and_add(&c->seq[LANE_CRITICAL], 1) + 1;
+	fill_header(&sv->ev, LANE_CRITICAL, type, seq);
+	sv->count = 1;
+	return &sv->ev;
+}
+
+/* Into the ring; when it is full (or past half for TIER_LOW), into the spill map under `k`
+ * (0: not spillable, e.g. continuations). Returns 0 when the record will reach the reader. */
+static __always_inline int crit_deliver(struct counters *c, struct settings *s, struct event *e,
+					struct fold_key *k, __u8 tier)
+{
+	struct spill_value *sv, *old;
+	__u32 zero = 0;
+	__u64 *inserted;
+
+	if (tier == TIER_LOW && k &&
+	    bpf_ringbuf_query(&ring_critical, BPF_RB_AVAIL_DATA) * 2 >
+		    bpf_ringbuf_query(&ring_critical, BPF_RB_RING_SIZE))
+		goto spill;
+	if (!bpf_ringbuf_output(&ring_critical, e, sizeof(*e), 0)) {
+		__sync_fetch_and_add(&c->emitted[LANE_CRITICAL], 1);
+		return 0;
+	}
+	if (!k) {
+		count_drop(c, LANE_CRITICAL, DROP_RING_FULL);
+		return -1;
+	}
+spill:
+	old = bpf_map_lookup_elem(&spill, k);
+	if (old) {
+		__sync_fetch_and_add(&old->count, 1);
+		count_drop(c, LANE_CRITICAL, DROP_SPILLED);
+		return 0;
+	}
+	sv = bpf_map_lookup_elem(&crit_scratch, &zero);
+	inserted = bpf_map_lookup_elem(&spill_inserted, &zero);
+	if (!sv || !inserted || !s)
+		goto full;
+	/* The highest tier keeps the spill map's second half. */
+	if (tier == TIER_LOW && (*inserted - s->spill_drained) * 2 >= s->spill_cap)
+		goto full;
+	if (bpf_map_update_elem(&spill, k, sv, BPF_NOEXIST))
+		goto full;
+	__sync_fetch_and_add(inserted, 1);
+	count_drop(c, LANE_CRITICAL, DROP_SPILLED);
+	return 0;
+full:
+	count_drop(c, LANE_CRITICAL, DROP_SPILL_FULL);
+	return -1;
+}
+
+#endif

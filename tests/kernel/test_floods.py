@@ -1,0 +1,107 @@
+"""An attacker cannot choose what bee-trace loses: floods of one critical event fold into exact
+counts in the kernel, distinct events past the ring go to the spill map, and a stopped agent
+still gets every distinct event afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+FILE_ONLY = {"file_monitor"}
+
+
+def _agent(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    out, ready = tmp_path / "ev.jsonl", tmp_path / "ready"
+    cmd = [sys.executable, "-m", "bee_trace.cli", "run", "--probe-type", "file_monitor",
+           "--format", "jsonl", "--output", str(out), "--ready-file", str(ready)]
+    agent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not ready.exists() and agent.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ready.exists(), agent.stderr.read() if agent.poll() is not None else "agent not ready"
+    return agent, out
+
+
+def test_flood_of_one_file_folds_to_exact_count_while_agent_stopped(tmp_path: Path) -> None:
+    key = tmp_path / "flood.pem"
+    key.write_text("pem\n")
+    (tmp_path / ".ssh").mkdir()
+    idrsa = tmp_path / ".ssh" / "id_rsa"
+    idrsa.write_text("k\n")
+    agent, out = _agent(tmp_path)
+    try:
+        go = tmp_path / "go"
+        code = ("import os, sys, time\n"
+                "key, go = sys.argv[1], sys.argv[2]\n"
+                "for i in range(300_000):\n"
+                "    os.close(os.open(key, os.O_RDONLY))\n"
+                "    if i == 100_000: open(go, 'w').close()\n")
+        flood = subprocess.Popen([sys.executable, "-c", code, str(key), str(go)])
+        while not go.exists():
+            assert flood.poll() is None
+            time.sleep(0.01)
+        os.kill(agent.pid, signal.SIGSTOP)
+        try:
+            reader = subprocess.run(["cat", str(idrsa)], capture_output=True, check=True)
+            assert reader.returncode == 0
+            time.sleep(4)      # the agent stays stopped: this is the attack, not synchronisation
+        finally:
+            os.kill(agent.pid, signal.SIGCONT)
+        assert flood.wait(timeout=120) == 0
+    finally:
+        agent.send_signal(signal.SIGINT)
+        _, err = agent.communicate(timeout=60)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    flood_events = [e for e in lines if e.get("kind") == "file" and e.get("path") == str(key)
+                    and e["pid"] == flood.pid]
+    assert sum(e.get("count", 1) for e in flood_events) == 300_000, err
+    assert len(flood_events) < 100          # folded: a few records per window, not 300,000
+    hits = [e for e in lines if e.get("kind") == "file" and e.get("path") == str(idrsa)]
+    assert hits and hits[0]["comm"] == "cat" and hits[0]["severity"] == "critical"
+    summary = lines[-1]
+    assert summary["kind"] == "summary"
+    crit = summary["loss"]["lanes"]["critical"]
+    assert crit["spill_full"] == 0 and summary["loss"]["uncounted_gaps"] == 0
+    assert crit["folded"] >= 299_000
+
+
+@pytest.mark.parametrize("ext", ["crt", "key"])   # a lower tier (certificates), the highest tier
+def test_distinct_flood_then_key_read_nothing_lost(monitor, tmp_path: Path, ext: str) -> None:
+    """20,000 distinct watched files opened while the reader is not reading (the ring takes a few
+    thousand), then one key read by another process: the overflow goes to the spill map and
+    every event is delivered, the key read too."""
+    mon = monitor(FILE_ONLY)
+    d = tmp_path / "many"
+    d.mkdir()
+    code = ("import os, sys\n"
+            "d, ext = sys.argv[1], sys.argv[2]\n"
+            "for i in range(20_000):\n"
+            "    p = os.path.join(d, f'k{i}.{ext}')\n"
+            "    os.close(os.open(p, os.O_WRONLY | os.O_CREAT, 0o600))\n")
+    (tmp_path / ".ssh").mkdir()
+    key = tmp_path / ".ssh" / "id_ed25519"
+    key.write_text("k\n")
+    p = subprocess.run([sys.executable, "-c", code, str(d), ext], check=True)
+    assert p.returncode == 0
+    reader = subprocess.run(["cat", str(key)], capture_output=True, check=True)
+    assert reader.returncode == 0
+    assert mon.wait_for(lambda e: e["kind"] == "file" and e["path"] == str(key), timeout=20)
+    mon.wait_for(lambda e: len([x for x in mon.events if x["kind"] == "file"]) >= 20_001, 20)
+    paths = {e["path"] for e in mon.events if e["kind"] == "file" and e["path"].startswith(str(d))}
+    summary = mon.pipeline.loss_summary()
+    crit = summary["lanes"]["critical"]
+    assert len(paths) == 20_000, summary
+    assert crit["spilled"] > 0 and crit["spill_full"] == 0 and summary["uncounted_gaps"] == 0
+    late = [e for e in mon.events if e.get("late")]
+    assert late and all(e["path"].startswith(str(d)) or e["path"] == str(key) for e in late)
+    # Lifecycle records of other processes (exec of cat) are not spillable: if the full ring cost
+    # one, the verdict says so; nothing else may be lost.
+    expected = "complete" if summary["dropped"]["ring_full"] == 0 else "degraded"
+    assert summary["verdict"] == expected and summary["folded_unreported"] == 0, summary["dropped"]
