@@ -10,7 +10,7 @@ BPF_UNIT := bpf/bee_trace.bpf.c
 BPF_OBJECT := bee_trace/bpf/bee_trace.bpf.o
 APT_PACKAGES := clang-19 llvm-19 libbpf-dev libbpf1 bpftool python3-venv make
 
-.PHONY: all deps apt venv bpf run test clean bench
+.PHONY: all deps apt venv bpf run test lint clean bench
 
 all: deps bpf
 
@@ -51,6 +51,11 @@ run: deps bpf
 
 test: deps bpf
 	$(VPY) -m pytest -q tests
+
+# ruff and mypy read their settings from pyproject.toml.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: deps bpf
 	$(VENV)/bin/bee-trace bench

@@ -182,11 +182,11 @@ class Program:
     def fd(self) -> int:
         return int(_lib.bpf_program__fd(self._ptr))
 
-    def attach(self) -> "Link":
+    def attach(self) -> Link:
         """Attach by section name (tp/..., raw_tp/...)."""
         return Link(_check_ptr(_lib.bpf_program__attach(self._ptr), f"attach {self.section}"))
 
-    def attach_cgroup(self, cgroup_fd: int) -> "Link":
+    def attach_cgroup(self, cgroup_fd: int) -> Link:
         ptr = _lib.bpf_program__attach_cgroup(self._ptr, cgroup_fd)
         return Link(_check_ptr(ptr, f"attach {self.section} to cgroup"))
 
@@ -230,7 +230,7 @@ class Object:
             _lib.bpf_object__close(self._ptr)
             self._ptr = None
 
-    def __enter__(self) -> "Object":
+    def __enter__(self) -> Object:
         return self
 
     def __exit__(self, *exc: object) -> None:

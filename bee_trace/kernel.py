@@ -169,7 +169,7 @@ class Kernel:
             self._obj.close()
             self._obj = None
 
-    def __enter__(self) -> "Kernel":
+    def __enter__(self) -> Kernel:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -210,7 +210,7 @@ class Kernel:
     def update_settings(self, **fields: object) -> None:
         """Change some settings at run time (shed level, sampling, wake-up threshold...)."""
         if "bulk_wake_bytes" in fields:
-            self.bulk_wake_bytes = int(fields["bulk_wake_bytes"])  # type: ignore[arg-type]
+            self.bulk_wake_bytes = int(fields["bulk_wake_bytes"])  # type: ignore[call-overload]
         self.set_settings(int(self.settings["self_tgid"][0]), **fields)
 
     def agg_counts(self) -> list[tuple[np.void, int, np.void]]:
