@@ -166,7 +166,8 @@ advanced:
   experimental:
     uprobe_monitoring: false
     network_packet_inspection: false"""
-SHARED_ORIGINAL = Path("/work/shared/compat/original-security.yml")
+# shared/ sits beside the repository (developer work trees and CI's clone alike).
+SHARED_ORIGINAL = Path(__file__).resolve().parents[3] / "shared" / "compat" / "original-security.yml"
 ONE_LINE = re.compile(r"^[^\n]+:\d+: [^\n]+$")
 
 
