@@ -36,6 +36,17 @@ _libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, c
 _vp = ctypes.c_void_p
 
 
+class _TestRunOpts(ctypes.Structure):
+    """struct bpf_test_run_opts (libbpf >= 0.7; `sz` lets libbpf see which fields we know)."""
+
+    _fields_ = [("sz", ctypes.c_size_t), ("data_in", _vp), ("data_out", _vp),
+                ("data_size_in", ctypes.c_uint32), ("data_size_out", ctypes.c_uint32),
+                ("ctx_in", _vp), ("ctx_out", _vp),
+                ("ctx_size_in", ctypes.c_uint32), ("ctx_size_out", ctypes.c_uint32),
+                ("retval", ctypes.c_uint32), ("repeat", ctypes.c_int), ("duration", ctypes.c_uint32),
+                ("flags", ctypes.c_uint32), ("cpu", ctypes.c_uint32), ("batch_size", ctypes.c_uint32)]
+
+
 def _sig(name: str, restype: object, *argtypes: object) -> None:
     fn = getattr(_lib, name)
     fn.restype = restype
@@ -65,6 +76,7 @@ _sig("bpf_map_lookup_elem", ctypes.c_int, ctypes.c_int, _vp, _vp)
 _sig("bpf_map_update_elem", ctypes.c_int, ctypes.c_int, _vp, _vp, ctypes.c_uint64)
 _sig("bpf_map_delete_elem", ctypes.c_int, ctypes.c_int, _vp)
 _sig("bpf_map_get_next_key", ctypes.c_int, ctypes.c_int, _vp, _vp)
+_sig("bpf_prog_test_run_opts", ctypes.c_int, ctypes.c_int, ctypes.POINTER(_TestRunOpts))
 _sig("libbpf_num_possible_cpus", ctypes.c_int)
 _sig("libbpf_probe_bpf_prog_type", ctypes.c_int, ctypes.c_int, _vp)
 _sig("libbpf_probe_bpf_map_type", ctypes.c_int, ctypes.c_int, _vp)
@@ -181,6 +193,17 @@ class Program:
     @property
     def fd(self) -> int:
         return int(_lib.bpf_program__fd(self._ptr))
+
+    def test_run(self, ctx: bytearray) -> int:
+        """BPF_PROG_TEST_RUN of a BPF_PROG_TYPE_SYSCALL program: runs it once with `ctx` as its
+        context (the kernel writes the context back into `ctx`); returns the program's return
+        value. The GIL is released while it runs."""
+        buf = (ctypes.c_char * len(ctx)).from_buffer(ctx)
+        opts = _TestRunOpts(sz=ctypes.sizeof(_TestRunOpts), ctx_in=ctypes.addressof(buf),
+                            ctx_size_in=len(ctx))
+        rc = _lib.bpf_prog_test_run_opts(self.fd, ctypes.byref(opts))
+        _check_rc(rc if rc >= 0 else -ctypes.get_errno(), f"test run {self.name}")
+        return int(opts.retval)
 
     def attach(self) -> Link:
         """Attach by section name (tp/..., raw_tp/...)."""
