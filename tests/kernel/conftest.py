@@ -75,6 +75,16 @@ class Monitor:
                 return [e for e in self.events if pred(e)]
         return []
 
+    def wait_for_n(self, pred: Callable[[Event], bool], n: int, timeout: float = 3.0) -> list[Event]:
+        """Drain until at least `n` events match `pred` (or timeout); returns all matching."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll()
+            if sum(1 for e in self.events if pred(e)) >= n:
+                self.poll()
+                break
+        return [e for e in self.events if pred(e)]
+
     def settle(self, seconds: float = 0.3) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
