@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 PY = sys.executable
 
@@ -19,7 +20,11 @@ def test_short_lived_attacker_keeps_context(monitor, tmp_path):
     shutil.copy("/usr/bin/sleep", exe)
     target = subprocess.Popen([str(exe), "60"])
     try:
-        time.sleep(0.2)
+        # Wait for the exec to have happened (the comm changes with it), not for a fixed time.
+        comm = Path(f"/proc/{target.pid}/comm")
+        deadline = time.monotonic() + 10
+        while comm.read_text().strip() != "Runner.Worker" and time.monotonic() < deadline:
+            time.sleep(0.005)
         attacker = (f"import os,sys; sys.stderr.write('PID=%d\\\\n' % os.getpid()); "
                     f"open('/proc/{target.pid}/maps').read()")
         p = subprocess.run(["bash", "-c", f"{PY} -c \"{attacker}\" marker-arg; true"],
