@@ -168,10 +168,11 @@ def test_process_vm_readv_and_pidfd_getfd(monitor, worker):
     check_attack_event(gf, target)
 
 
-def test_self_access_is_not_an_event(monitor):
+def test_self_access_is_not_an_event(monitor, worker):
+    target, _ = worker
     m = monitor()
     code = """
-    import ctypes, os
+    import ctypes, os, sys
     open('/proc/self/maps').read(); open(f'/proc/{os.getpid()}/mem', 'rb').close()
     open(f'/proc/{os.getpid()}/environ', 'rb').read()
     libc = ctypes.CDLL(None)
@@ -181,11 +182,13 @@ def test_self_access_is_not_an_event(monitor):
     libc.process_vm_readv(os.getpid(), ctypes.byref(iovec(ctypes.addressof(a), 8)), 1,
                           ctypes.byref(iovec(ctypes.addressof(b), 8)), 1, 0)
     print(os.getpid(), flush=True)
+    open(f'/proc/{sys.argv[1]}/maps').read()     # the marker: another process, reported
     """
-    p = attack(code, via_bash=False)
+    p = attack(code, target, via_bash=False)
     pid = attacker_pid(p)
-    m.settle(0.3)
-    assert not [e for e in m.events if e["kind"] == "memory" and e["pid"] == pid]
+    # Once the marker (the last access) is read, every earlier one would have been too.
+    (marker,) = mem_events(m, target, "proc_maps", pid=pid)
+    assert [e for e in m.events if e["kind"] == "memory" and e["pid"] == pid] == [marker]
 
 
 def test_connect_flood_does_not_hide_memory_read(monitor, worker):
