@@ -596,11 +596,13 @@ _COMMENTS: dict[str, str] = {
     "files.watch_read": "Files whose opens (for reading) are reported",
     "files.watch_write": "Files whose opens for writing are reported (key tampering / persistence)",
     "files.exclude_paths": "Paths never reported",
-    "files.allowed_processes": "Programs allowed to read credentials without a high-severity finding: exe path globs, names of root-owned system binaries, or comm:NAME",
+    "files.allowed_processes": "Programs allowed to read credentials without a high-severity finding: "
+                               "exe path globs, names of root-owned system binaries, or comm:NAME",
     "memory": "Access to other processes' memory (ptrace, process_vm_*, /proc/PID/{mem,maps,environ}, pidfd_getfd)",
     "memory.secret_env_patterns": "Environment variable NAME patterns treated as secrets (values are never recorded)",
     "memory.alert_on_memory_access": "Report access to another process's memory at the memory_access severity",
-    "memory.exclude_processes": "Accessing programs not reported (exe path globs, system binary names, or comm:NAME); never for protected targets",
+    "memory.exclude_processes": "Accessing programs not reported (exe path globs, system binary names, "
+                                "or comm:NAME); never for protected targets",
     "memory.protected_processes": "Targets whose memory access is always critical",
     "reporting": "Report content",
     "reporting.include_stack_traces": "Include stack traces for high-severity events",

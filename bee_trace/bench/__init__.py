@@ -239,9 +239,11 @@ class Bench:
         self.own_pids = set()
         b1 = trials()
         base = b0["used"] + b1["used"]
+        base_ns, used_ns = median(base), median(t["used"])
+        added = used_ns - base_ns if used_ns is not None and base_ns is not None else None
         return {"ops_per_trial": self.p.ops * 4, "trials": self.p.trials,
-                "baseline_ns": median(base), "median_ns": median(t["used"]),
-                "added_ns": median(t["used"]) - median(base), "spread_ns": spread(t["used"])}
+                "baseline_ns": base_ns, "median_ns": used_ns,
+                "added_ns": added, "spread_ns": spread(t["used"])}
 
     # -- row 2: connect ----------------------------------------------------------------------
     def row_connect(self) -> dict[str, Any]:
