@@ -70,6 +70,7 @@ _sig("bpf_program__fd", ctypes.c_int, _vp)
 _sig("bpf_link__destroy", ctypes.c_int, _vp)
 _sig("bpf_map__fd", ctypes.c_int, _vp)
 _sig("bpf_map__set_max_entries", ctypes.c_int, _vp, ctypes.c_uint32)
+_sig("bpf_map__reuse_fd", ctypes.c_int, _vp, ctypes.c_int)
 _sig("bpf_map__max_entries", ctypes.c_uint32, _vp)
 _sig("bpf_map__value_size", ctypes.c_uint32, _vp)
 _sig("bpf_map_lookup_elem", ctypes.c_int, ctypes.c_int, _vp, _vp)
@@ -152,6 +153,10 @@ class Map:
 
     def set_max_entries(self, n: int) -> None:
         _check_rc(_lib.bpf_map__set_max_entries(self._ptr, n), f"set max_entries of {self.name}")
+
+    def reuse_fd(self, fd: int) -> None:
+        """Before load: use an existing map (by fd) instead of creating this one."""
+        _check_rc(_lib.bpf_map__reuse_fd(self._ptr, fd), f"reuse fd for {self.name}")
 
     def lookup(self, key: bytes, value_len: int) -> bytes | None:
         value = ctypes.create_string_buffer(value_len)
