@@ -8,9 +8,11 @@ BUILD := build
 # declarations exist once (libbpf 1.1's object linker cannot merge kfunc externs).
 BPF_UNIT := bpf/bee_trace.bpf.c
 BPF_OBJECT := bee_trace/bpf/bee_trace.bpf.o
+# Test-only programs (tests/bpf/): built beside the others, never linked into the object.
+TEST_BPF_OBJS := $(patsubst tests/bpf/%.bpf.c,$(BUILD)/tests/%.bpf.o,$(wildcard tests/bpf/*.bpf.c))
 APT_PACKAGES := clang-19 llvm-19 libbpf-dev libbpf1 bpftool python3-venv make
 
-.PHONY: all deps apt venv bpf run test clean bench
+.PHONY: all deps apt venv bpf run test lint clean bench
 
 all: deps bpf
 
@@ -39,18 +41,27 @@ $(BUILD)/vmlinux.h:
 $(BUILD)/bee_trace.bpf.o: bpf/*.c bpf/*.h $(BUILD)/vmlinux.h
 	$(CLANG) -O2 -g -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -I$(BUILD) -Ibpf -c $(BPF_UNIT) -o $@
 
+$(BUILD)/tests/%.bpf.o: tests/bpf/%.bpf.c bpf/*.h $(BUILD)/vmlinux.h
+	@mkdir -p $(dir $@)
+	$(CLANG) -O2 -g -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -I$(BUILD) -Ibpf -c $< -o $@
+
 # `gen object` on the one object strips DWARF and keeps the BTF that CO-RE needs.
 $(BPF_OBJECT): $(BUILD)/bee_trace.bpf.o
 	@mkdir -p $(dir $@)
 	bpftool gen object $@ $< || { rm -f $@; exit 1; }
 
-bpf: $(BPF_OBJECT)
+bpf: $(BPF_OBJECT) $(TEST_BPF_OBJS)
 
 run: deps bpf
 	$(VENV)/bin/bee-trace run
 
 test: deps bpf
 	$(VPY) -m pytest -q tests
+
+# ruff and mypy read their settings from pyproject.toml.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: deps bpf
 	$(VENV)/bin/bee-trace bench

@@ -36,6 +36,17 @@ _libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, c
 _vp = ctypes.c_void_p
 
 
+class _TestRunOpts(ctypes.Structure):
+    """struct bpf_test_run_opts (libbpf >= 0.7; `sz` lets libbpf see which fields we know)."""
+
+    _fields_ = [("sz", ctypes.c_size_t), ("data_in", _vp), ("data_out", _vp),
+                ("data_size_in", ctypes.c_uint32), ("data_size_out", ctypes.c_uint32),
+                ("ctx_in", _vp), ("ctx_out", _vp),
+                ("ctx_size_in", ctypes.c_uint32), ("ctx_size_out", ctypes.c_uint32),
+                ("retval", ctypes.c_uint32), ("repeat", ctypes.c_int), ("duration", ctypes.c_uint32),
+                ("flags", ctypes.c_uint32), ("cpu", ctypes.c_uint32), ("batch_size", ctypes.c_uint32)]
+
+
 def _sig(name: str, restype: object, *argtypes: object) -> None:
     fn = getattr(_lib, name)
     fn.restype = restype
@@ -59,6 +70,7 @@ _sig("bpf_program__fd", ctypes.c_int, _vp)
 _sig("bpf_link__destroy", ctypes.c_int, _vp)
 _sig("bpf_map__fd", ctypes.c_int, _vp)
 _sig("bpf_map__set_max_entries", ctypes.c_int, _vp, ctypes.c_uint32)
+_sig("bpf_map__reuse_fd", ctypes.c_int, _vp, ctypes.c_int)
 _sig("bpf_map__max_entries", ctypes.c_uint32, _vp)
 _sig("bpf_map__value_size", ctypes.c_uint32, _vp)
 _sig("bpf_map_lookup_elem", ctypes.c_int, ctypes.c_int, _vp, _vp)
@@ -66,6 +78,7 @@ _sig("bpf_map_update_elem", ctypes.c_int, ctypes.c_int, _vp, _vp, ctypes.c_uint6
 _sig("bpf_map_delete_elem", ctypes.c_int, ctypes.c_int, _vp)
 _sig("bpf_map_lookup_and_delete_elem", ctypes.c_int, ctypes.c_int, _vp, _vp)
 _sig("bpf_map_get_next_key", ctypes.c_int, ctypes.c_int, _vp, _vp)
+_sig("bpf_prog_test_run_opts", ctypes.c_int, ctypes.c_int, ctypes.POINTER(_TestRunOpts))
 _sig("libbpf_num_possible_cpus", ctypes.c_int)
 _sig("libbpf_probe_bpf_prog_type", ctypes.c_int, ctypes.c_int, _vp)
 _sig("libbpf_probe_bpf_map_type", ctypes.c_int, ctypes.c_int, _vp)
@@ -142,6 +155,10 @@ class Map:
     def set_max_entries(self, n: int) -> None:
         _check_rc(_lib.bpf_map__set_max_entries(self._ptr, n), f"set max_entries of {self.name}")
 
+    def reuse_fd(self, fd: int) -> None:
+        """Before load: use an existing map (by fd) instead of creating this one."""
+        _check_rc(_lib.bpf_map__reuse_fd(self._ptr, fd), f"reuse fd for {self.name}")
+
     def lookup(self, key: bytes, value_len: int) -> bytes | None:
         value = ctypes.create_string_buffer(value_len)
         rc = _lib.bpf_map_lookup_elem(self.fd, ctypes.c_char_p(key), value)
@@ -190,11 +207,22 @@ class Program:
     def fd(self) -> int:
         return int(_lib.bpf_program__fd(self._ptr))
 
-    def attach(self) -> "Link":
+    def test_run(self, ctx: bytearray) -> int:
+        """BPF_PROG_TEST_RUN of a BPF_PROG_TYPE_SYSCALL program: runs it once with `ctx` as its
+        context (the kernel writes the context back into `ctx`); returns the program's return
+        value. The GIL is released while it runs."""
+        buf = (ctypes.c_char * len(ctx)).from_buffer(ctx)
+        opts = _TestRunOpts(sz=ctypes.sizeof(_TestRunOpts), ctx_in=ctypes.addressof(buf),
+                            ctx_size_in=len(ctx))
+        rc = _lib.bpf_prog_test_run_opts(self.fd, ctypes.byref(opts))
+        _check_rc(rc if rc >= 0 else -ctypes.get_errno(), f"test run {self.name}")
+        return int(opts.retval)
+
+    def attach(self) -> Link:
         """Attach by section name (tp/..., raw_tp/...)."""
         return Link(_check_ptr(_lib.bpf_program__attach(self._ptr), f"attach {self.section}"))
 
-    def attach_cgroup(self, cgroup_fd: int) -> "Link":
+    def attach_cgroup(self, cgroup_fd: int) -> Link:
         ptr = _lib.bpf_program__attach_cgroup(self._ptr, cgroup_fd)
         return Link(_check_ptr(ptr, f"attach {self.section} to cgroup"))
 
@@ -238,7 +266,7 @@ class Object:
             _lib.bpf_object__close(self._ptr)
             self._ptr = None
 
-    def __enter__(self) -> "Object":
+    def __enter__(self) -> Object:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -14,14 +14,16 @@ def run_check() -> int:
     root = os.geteuid() == 0
     rows.append(("root", root, "yes" if root else "no: run with sudo"))
     rows.append(("kernel", True, platform.release()))
-    rows.append(("BTF", BTF_PATH.exists(), str(BTF_PATH) if BTF_PATH.exists() else "missing: needs CONFIG_DEBUG_INFO_BTF"))
+    rows.append(("BTF", BTF_PATH.exists(),
+                 str(BTF_PATH) if BTF_PATH.exists() else "missing: needs CONFIG_DEBUG_INFO_BTF"))
     try:
         from . import _libbpf
         rows.append(("libbpf", True, "libbpf.so.1 loaded"))
     except ImportError as e:
         rows.append(("libbpf", False, str(e)))
         _libbpf = None  # type: ignore[assignment]
-    rows.append(("BPF object", OBJECT_PATH.exists(), str(OBJECT_PATH) if OBJECT_PATH.exists() else "not built: run `make bpf`"))
+    rows.append(("BPF object", OBJECT_PATH.exists(),
+                 str(OBJECT_PATH) if OBJECT_PATH.exists() else "not built: run `make bpf`"))
     tracefs_ok = False
     if root:
         try:

@@ -7,8 +7,9 @@ says about itself (an attacker controls comm, paths and names).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from fnmatch import fnmatchcase
-from typing import Any, Iterable
+from typing import Any
 
 from .config import SEVERITIES, Config
 from .globs import GlobSet

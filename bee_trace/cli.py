@@ -8,7 +8,8 @@ import signal
 import socket
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 EXIT_SETUP = 2
 SUBCOMMANDS = ("run", "check", "report", "config", "bench")

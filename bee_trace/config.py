@@ -12,9 +12,10 @@ import ipaddress
 import json
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import yaml
 
@@ -404,7 +405,7 @@ def _mapping_items(ctx: _Ctx, node: yaml.Node, key: str) -> list[tuple[str, yaml
     if not isinstance(node, yaml.MappingNode):
         raise ctx.err(node, key, f"expected a mapping, got {_kind_name(node)}")
     seen: set[str] = set()
-    out = []
+    out: list[tuple[str, yaml.Node, yaml.Node]] = []
     for knode, vnode in node.value:
         if not isinstance(knode, yaml.ScalarNode) or knode.tag == _T_NULL:
             raise ctx.err(knode, key, "keys must be plain names")
@@ -582,7 +583,8 @@ def load_config(path: str | None) -> Config:
 
 _COMMENTS: dict[str, str] = {
     "network": "Outbound network monitoring (TCP connect, UDP send; IPv4 and IPv6)",
-    "network.blocked_ips": "IP addresses or CIDR ranges; connections to them are high severity (and denied in block mode)",
+    "network.blocked_ips": "IP addresses or CIDR ranges; connections to them are high severity "
+                           "(and denied in block mode)",
     "network.blocked_domains": "Domains (and their subdomains) to flag / block",
     "network.allowed_domains": "If non-empty, connections to any other domain (or an unknown one) are high severity",
     "network.monitored_ports": "Only report these destination ports (empty = all ports)",
@@ -594,15 +596,18 @@ _COMMENTS: dict[str, str] = {
     "files.watch_read": "Files whose opens (for reading) are reported",
     "files.watch_write": "Files whose opens for writing are reported (key tampering / persistence)",
     "files.exclude_paths": "Paths never reported",
-    "files.allowed_processes": "Programs allowed to read credentials without a high-severity finding: exe path globs, names of root-owned system binaries, or comm:NAME",
+    "files.allowed_processes": "Programs allowed to read credentials without a high-severity finding: "
+                               "exe path globs, names of root-owned system binaries, or comm:NAME",
     "memory": "Access to other processes' memory (ptrace, process_vm_*, /proc/PID/{mem,maps,environ}, pidfd_getfd)",
     "memory.secret_env_patterns": "Environment variable NAME patterns treated as secrets (values are never recorded)",
     "memory.alert_on_memory_access": "Report access to another process's memory at the memory_access severity",
-    "memory.exclude_processes": "Accessing programs not reported (exe path globs, system binary names, or comm:NAME); never for protected targets",
+    "memory.exclude_processes": "Accessing programs not reported (exe path globs, system binary names, "
+                                "or comm:NAME); never for protected targets",
     "memory.protected_processes": "Targets whose memory access is always critical",
     "reporting": "Report content",
     "reporting.include_stack_traces": "Include stack traces for high-severity events",
-    "reporting.max_events_per_type": "Events kept per kind in reports (counts stay exact; lowest severities are dropped first)",
+    "reporting.max_events_per_type": "Events kept per kind in reports "
+                                     "(counts stay exact; lowest severities are dropped first)",
     "reporting.severity_levels": "Severity per finding type: low, medium, high, critical",
     "performance": "Performance tuning (sampling and rate limits never apply to security-critical events)",
     "performance.event_buffer_size": "Event buffer size",
@@ -611,7 +616,8 @@ _COMMENTS: dict[str, str] = {
     "performance.cpu_budget_percent": "Target CPU use of the monitor, percent of one core",
     "performance.profile": "max-coverage | balanced | max-performance",
     "performance.aggregation_window_ms": "Identical bulk events inside this window are counted, not sent (0 = off)",
-    "performance.per_kind": "Per-kind overrides, bulk kinds only, e.g. network: {sampling_rate: 0.5, max_events_per_second: 200}",
+    "performance.per_kind": "Per-kind overrides, bulk kinds only, "
+                            "e.g. network: {sampling_rate: 0.5, max_events_per_second: 200}",
     "advanced": "Advanced settings",
     "advanced.enable_core": "Use CO-RE (BTF) relocations",
     "advanced.ebpf_params": "eBPF program parameters",

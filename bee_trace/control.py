@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import records as R
 from .config import Config
@@ -29,7 +30,7 @@ class Tuning:
     wake_min: int = 4 << 10      # wake-up threshold at low rates (latency)
     wake_max: int = 256 << 10    # under load (fewer context switches)
 
-    def kernel_settings(self) -> dict[str, object]:
+    def kernel_settings(self) -> dict[str, Any]:
         se = [0] * R.NR_KINDS
         rl = [0] * R.NR_KINDS
         for t, n in self.sample_every.items():

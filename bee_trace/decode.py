@@ -6,9 +6,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,7 @@ def iso_ts(ns: int) -> str:
     sec, rem = divmod(ns, 1_000_000_000)
     if sec != _ts_second:
         _ts_second = sec
-        _ts_prefix = datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        _ts_prefix = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{_ts_prefix}.{rem // 1000:06d}+00:00"
 
 

@@ -95,12 +95,12 @@ def parse_hosts(text: str) -> dict[str, str]:
     """address -> first (canonical) name, from /etc/hosts syntax."""
     out: dict[str, str] = {}
     for line in text.splitlines():
-        line = line.split("#", 1)[0].split()
-        if len(line) < 2:
+        words = line.split("#", 1)[0].split()
+        if len(words) < 2:
             continue
-        ip = _norm_ip(line[0])
+        ip = _norm_ip(words[0])
         if ip is not None and ip not in out:
-            out[ip] = line[1].lower().rstrip(".")
+            out[ip] = words[1].lower().rstrip(".")
     return out
 
 
@@ -113,7 +113,7 @@ class DnsTracker:
     hosts_reload_s: float = 30.0
     evictions: int = 0
     queries: int = 0
-    _recent: "OrderedDict[int, deque[tuple[int, str]]]" = field(default_factory=OrderedDict)
+    _recent: OrderedDict[int, deque[tuple[int, str]]] = field(default_factory=OrderedDict)
     _hosts: dict[str, str] | None = None
     _hosts_loaded: float = 0.0
 

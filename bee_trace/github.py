@@ -5,11 +5,10 @@ code runs on a developer machine. All hostile text is escaped twice over: termin
 so it stays on one visible line, then the workflow-command encoding.
 """
 
-from __future__ import annotations
-
 import os
 import uuid
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .classify import meets, severity_rank
 from .escape import gh_data, gh_property, terminal

@@ -16,7 +16,7 @@ which cannot be spliced into a component-aware expression.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 __all__ = ["compile_glob", "glob_to_regex", "GlobSet", "GlobError"]
 

@@ -15,9 +15,10 @@ import numpy as np
 from . import records as R
 from ._libbpf import LibbpfError, Link, Object, num_possible_cpus
 
-OBJECT_PATH = Path(__file__).parent / "bpf" / "bee_trace.bpf.o"
-TRACEFS = Path("/sys/kernel/tracing")
-BTF_PATH = Path("/sys/kernel/btf/vmlinux")
+# Where things are looked for; the environment can point elsewhere (README: "Errors").
+OBJECT_PATH = Path(os.environ.get("BEE_TRACE_OBJECT") or Path(__file__).parent / "bpf" / "bee_trace.bpf.o")
+TRACEFS = Path(os.environ.get("BEE_TRACE_TRACEFS") or "/sys/kernel/tracing")
+BTF_PATH = Path(os.environ.get("BEE_TRACE_BTF") or "/sys/kernel/btf/vmlinux")
 
 PROBE_TYPES = ("file_monitor", "network_monitor", "memory_monitor")
 # Which monitors need each program (by program-name prefix); process lifecycle feeds them all.
@@ -45,8 +46,9 @@ def ensure_tracefs() -> None:
     rc = subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS)],
                         capture_output=True, text=True)
     if rc.returncode != 0 or not (TRACEFS / "events").is_dir():
+        why = (rc.stderr.strip().splitlines() or ["unknown error"])[0]  # the error stays one line
         raise SetupError(f"tracefs is not mounted at {TRACEFS} and mounting it failed "
-                         f"({rc.stderr.strip() or 'unknown error'}); run "
+                         f"({why}); run "
                          f"`mount -t tracefs nodev {TRACEFS}` as root")
 
 
@@ -172,7 +174,7 @@ class Kernel:
             self._obj.close()
             self._obj = None
 
-    def __enter__(self) -> "Kernel":
+    def __enter__(self) -> Kernel:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -244,7 +246,7 @@ class Kernel:
     def update_settings(self, **fields: object) -> None:
         """Change some settings at run time (shed level, sampling, wake-up threshold...)."""
         if "bulk_wake_bytes" in fields:
-            self.bulk_wake_bytes = int(fields["bulk_wake_bytes"])  # type: ignore[arg-type]
+            self.bulk_wake_bytes = int(fields["bulk_wake_bytes"])  # type: ignore[call-overload]
         self.set_settings(int(self.settings["self_tgid"][0]), **fields)
 
     def agg_counts(self) -> list[tuple[np.void, int, np.void]]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -97,6 +98,7 @@ class Pipeline:
         self.rings: RingSet | None = None
         self.started_ns = 0
         self.stopped = False
+        self._summary: dict[str, Any] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:

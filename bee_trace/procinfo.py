@@ -36,7 +36,7 @@ class ProcInfo:
 class ProcCache:
     capacity: int = 8192
     evictions: int = 0
-    _items: "OrderedDict[int, ProcInfo]" = field(default_factory=OrderedDict)
+    _items: OrderedDict[int, ProcInfo] = field(default_factory=OrderedDict)
 
     def get(self, pid: int, refresh: bool = False) -> ProcInfo | None:
         info = self._items.get(pid)

@@ -49,6 +49,13 @@ PRIO_LOW, PRIO_MEDIUM, PRIO_HIGH = 0, 1, 2
 # probe bits
 PROBE_FILE, PROBE_NETWORK, PROBE_MEMORY, PROBE_PROCESS = 1, 2, 4, 8
 
+def field_offset(dtype: np.dtype, name: str) -> int:
+    """Byte offset of a named field of a structured dtype."""
+    fields = dtype.fields
+    assert fields is not None, dtype
+    return int(fields[name][1])
+
+
 header_dtype = np.dtype([
     ("type", "u1"), ("lane", "u1"), ("flags", "<u2"), ("cpu", "<u4"),
     ("seq", "<u8"), ("ts_ns", "<u8"),

@@ -14,8 +14,9 @@ import io
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 from . import escape
 from .classify import classify, severity_rank

@@ -26,13 +26,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import procstat
-from .runner import (Agent, Auditd, Bpftrace, Loadgen, Unavailable, closed_port, compile_loadgen,
-                     concrete_watch_paths, foreign_syscall_tracers, network_programs_built,
-                     pin_self, run_loadgen)
+from .runner import (
+    Agent,
+    Auditd,
+    Bpftrace,
+    Loadgen,
+    Unavailable,
+    closed_port,
+    compile_loadgen,
+    concrete_watch_paths,
+    foreign_syscall_tracers,
+    network_programs_built,
+    pin_self,
+    run_loadgen,
+)
 from .stats import fmt_num, fmt_rate, fmt_ratio, median, ratio, spread, text_table
 
 ROWS = ("openat", "syscall", "connect", "throughput", "latency", "resources", "decode", "flood")
@@ -227,9 +239,11 @@ class Bench:
         self.own_pids = set()
         b1 = trials()
         base = b0["used"] + b1["used"]
+        base_ns, used_ns = median(base), median(t["used"])
+        added = used_ns - base_ns if used_ns is not None and base_ns is not None else None
         return {"ops_per_trial": self.p.ops * 4, "trials": self.p.trials,
-                "baseline_ns": median(base), "median_ns": median(t["used"]),
-                "added_ns": median(t["used"]) - median(base), "spread_ns": spread(t["used"])}
+                "baseline_ns": base_ns, "median_ns": used_ns,
+                "added_ns": added, "spread_ns": spread(t["used"])}
 
     # -- row 2: connect ----------------------------------------------------------------------
     def row_connect(self) -> dict[str, Any]:
@@ -301,7 +315,7 @@ class Bench:
         }
 
     def row_throughput(self) -> dict[str, Any]:
-        per_rate = []
+        per_rate: list[dict[str, Any]] = []
         for rate in self.p.rates:
             self.log(f"throughput: {rate} ev/s")
             trials = [self._rate_run(rate, self.p.rate_seconds,
@@ -340,7 +354,8 @@ class Bench:
         self.log("latency: bulk (loopback connects)")
         try:
             r = self._rate_run(self.p.latency_rate, self.p.latency_seconds,
-                               {"patterns": "default", "probes": ALL_PROBES, "profile": "max-coverage", "report_loopback": True,
+                               {"patterns": "default", "probes": ALL_PROBES, "profile": "max-coverage",
+                                "report_loopback": True,
                                 "unlimited": True, "sink": str(self.tmp / "latency-net.jsonl"),
                                 "latency_kinds": ["network"]},
                                mode="crate", target=str(closed_port()))
@@ -536,12 +551,13 @@ class _PerfStat:
                     vals[parts[2]] = float(parts[0])
                 except ValueError:
                     vals[parts[2]] = None
-        if vals.get("cache-misses") is None or vals.get("cache-references") is None:
+        misses, refs = vals.get("cache-misses"), vals.get("cache-references")
+        if misses is None or refs is None:
             detail = "hardware cache events <not supported> (no PMU exposed to this VM)" \
                 if "not supported" in err else err.strip()[-200:]
             return {"unavailable": f"unavailable: {detail}"}
-        return {"cache_misses": vals["cache-misses"], "cache_references": vals["cache-references"],
-                "miss_rate_percent": 100 * vals["cache-misses"] / max(vals["cache-references"], 1)}
+        return {"cache_misses": misses, "cache_references": refs,
+                "miss_rate_percent": 100 * misses / max(refs, 1)}
 
 
 def _bpftrace_version() -> str:
@@ -609,15 +625,15 @@ def render(results: dict[str, Any]) -> str:
             parts.append("### 2. connect cost\n\n" + r.get("unavailable", r.get("error", "")))
         else:
             lo, hi = r["spread_ns"]
-            note = f"{r.get('events_output')} events output"
+            connect_note = f"{r.get('events_output')} events output"
             if r.get("contaminated"):
-                note += f", {r['contaminated']} trials overlapped other tracers"
+                connect_note += f", {r['contaminated']} trials overlapped other tracers"
             parts.append(text_table(
                 ["connect to a closed 127.0.0.1 port", "ns/op (median)", "added ns (median)",
                  "added ns (min)", "trial range", "notes"],
                 [["baseline", fmt_num(r["baseline_ns"]), "—", "—", "", ""],
                  ["bee-trace (all probes)", fmt_num(r["median_ns"]), f"{r['added_ns']:+.0f}",
-                  f"{r['added_min_ns']:+.0f}", f"{lo:.0f}–{hi:.0f}", note]], title="2. connect cost"))
+                  f"{r['added_min_ns']:+.0f}", f"{lo:.0f}–{hi:.0f}", connect_note]], title="2. connect cost"))
 
     if "throughput" in rows:
         r = rows["throughput"]
@@ -675,8 +691,8 @@ def render(results: dict[str, Any]) -> str:
         if "error" in r:
             parts.append(f"decode: error: {r['error']}")
         else:
-            t = [["per-record (np.void → dict: the pipeline's path for a first occurrence)", fmt_rate(r["per_record_ev_s"]),
-                  "1.00×"],
+            t = [["per-record (np.void → dict: the pipeline's path for a first occurrence)",
+                  fmt_rate(r["per_record_ev_s"]), "1.00×"],
                  ["column-wise numpy batch → dicts", fmt_rate(r["columnar_ev_s"]),
                   fmt_ratio(r["columnar_speedup"])],
                  ["numpy-only batch filter (no objects)", fmt_rate(r["numpy_only_ev_s"]),
@@ -756,8 +772,9 @@ def flood_table(r: dict[str, Any]) -> list[list[str]]:
 
 def flood_statement(r: dict[str, Any]) -> str:
     rate = r.get("offered_rate") or 0
+    counted = r["uncounted_gaps"] == 0 and r["attempted_eq_emitted_plus_ring_full"]
     out = (f"critical lane: {'zero loss' if r['critical_zero_loss'] else 'LOSS'}; bulk drops "
-           f"{'all counted' if r['uncounted_gaps'] == 0 and r['attempted_eq_emitted_plus_ring_full'] else 'NOT all counted'}")
+           f"{'all counted' if counted else 'NOT all counted'}")
     if rate < 1_000_000:
         per = r.get("flood_cpu_ns_per_connect")
         out += (f". 1,000,000 ev/s was not offered: one core of refused loopback connects reaches "

@@ -38,9 +38,9 @@ def build_config(spec: dict[str, Any]) -> Any:
                                                          watch_write=()))
     if spec.get("report_loopback"):
         net = cfg.network
-        changes = {k: True for k in ("report_loopback", "alert_on_any_connection")
-                   if hasattr(net, k)}
-        cfg = dataclasses.replace(cfg, network=dataclasses.replace(net, **changes))
+        loopback: dict[str, Any] = {k: True for k in ("report_loopback", "alert_on_any_connection")
+                                    if hasattr(net, k)}
+        cfg = dataclasses.replace(cfg, network=dataclasses.replace(net, **loopback))
     if spec.get("unlimited"):
         # Measure the mechanism, not the policy: no bulk-lane rate limit or sampling.
         perf = cfg.performance

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def synthetic_batch(n: int, pid: int | None = None) -> np.ndarray:
     return a
 
 
-def per_record(batch: np.ndarray) -> list[dict[str, Any]]:
+def per_record(batch: np.ndarray) -> list[dict[str, Any] | None]:
     """What Pipeline.handle_batch does today: one np.void at a time through decode_record."""
     from ..decode import DecodeContext, decode_record
     ctx = DecodeContext()
@@ -61,7 +62,7 @@ def columnar(batch: np.ndarray) -> list[dict[str, Any]]:
     comms = [decode(c) for c in h["comm"].tolist()]
     write = ((h["flags"] & R.EVF_WRITE) != 0).tolist()
     lens = np.minimum(f["path_len"], R.FILE_TAIL).tolist()
-    off = R.header_dtype.itemsize + R.file_dtype.fields["path"][1]
+    off = R.header_dtype.itemsize + R.field_offset(R.file_dtype, "path")
     raw = np.ascontiguousarray(batch).view(np.uint8).reshape(len(batch), R.EVENT_SIZE)
     raw = raw[:, off:off + R.FILE_TAIL]
     flen = f["path_len"].tolist()

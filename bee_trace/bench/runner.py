@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def compile_loadgen(tmpdir: Path) -> Path:
     return out
 
 
-def _on_cpu(cpu: int):  # preexec_fn
+def _on_cpu(cpu: int) -> Callable[[], None]:  # preexec_fn
     def f() -> None:
         os.sched_setaffinity(0, {cpu})
     return f
@@ -84,9 +85,9 @@ class Loadgen:
         assert proc is not None
         try:
             out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as e:
             self.close()
-            raise RuntimeError(f"loadgen {self.args}: still running after {timeout:.0f} s")
+            raise RuntimeError(f"loadgen {self.args}: still running after {timeout:.0f} s") from e
         self.proc = None
         if proc.returncode != 0:
             raise RuntimeError(f"loadgen {self.args}: exit {proc.returncode}: {err.strip()}")
@@ -100,7 +101,7 @@ class Loadgen:
         self.proc.communicate()
         self.proc = None
 
-    def __enter__(self) -> "Loadgen":
+    def __enter__(self) -> Loadgen:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -144,7 +145,7 @@ class Agent:
         self.coverage: list[dict[str, Any]] = []
         self.result: dict[str, Any] = {}
 
-    def __enter__(self) -> "Agent":
+    def __enter__(self) -> Agent:
         # The object may be rebuilt by `make bpf` while we run: retry a failed open a few times.
         for attempt in range(4):
             try:
@@ -155,7 +156,7 @@ class Agent:
                 time.sleep(2)
         raise AssertionError("unreachable")
 
-    def _start(self) -> "Agent":
+    def _start(self) -> Agent:
         root = Path(__file__).resolve().parents[2]
         env = dict(os.environ)
         env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
@@ -286,7 +287,7 @@ class Bpftrace:
         self.script = tmpdir / f"bench-{style}.bt"
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Bpftrace":
+    def __enter__(self) -> Bpftrace:
         exe = shutil.which("bpftrace")
         if not exe:
             raise Unavailable("bpftrace not installed (apt-get install -y bpftrace)")
@@ -343,7 +344,7 @@ class Auditd:
             raise Unavailable(f"auditctl -s failed: {(rc.stderr or rc.stdout).strip()[-200:]}")
         return dict(line.split(" ", 1) for line in rc.stdout.splitlines() if " " in line)
 
-    def __enter__(self) -> "Auditd":
+    def __enter__(self) -> Auditd:
         if not shutil.which("auditctl") or not shutil.which("auditd"):
             raise Unavailable("auditd not installed (apt-get install -y auditd)")
         if _auditctl("-l").stdout.strip() not in ("No rules", ""):
@@ -351,7 +352,7 @@ class Auditd:
         st = self._status()
         self.was_enabled = st.get("enabled", "0").split()[0]
         if st.get("pid", "0").split()[0] == "0":
-            proc = subprocess.Popen([shutil.which("auditd"), "-f", "-n"], stdout=subprocess.DEVNULL,
+            proc = subprocess.Popen([shutil.which("auditd") or "auditd", "-f", "-n"], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE, preexec_fn=_on_cpu(AGENT_CPU))
             self.started_pid = proc.pid
             self._proc = proc

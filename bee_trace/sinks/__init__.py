@@ -5,8 +5,9 @@ avoids building a dict per event; for the others the run is expanded."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..decode import TEMPLATE_KEY, iso_ts
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from typing import IO, Callable
+from collections.abc import Callable
+from typing import IO
 
 from . import Event, Run, emit_run
 

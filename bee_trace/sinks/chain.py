@@ -85,7 +85,7 @@ def _blocks(stream: IO[str]) -> bool:
     return not (stat.S_ISCHR(st.st_mode) and st.st_rdev == os.stat("/dev/null").st_rdev)
 
 
-def _output(sink_for: Any, stream: IO[str], verbose: bool, cfg: Config, chain: "OutputChain") -> None:
+def _output(sink_for: Any, stream: IO[str], verbose: bool, cfg: Config, chain: OutputChain) -> None:
     if _blocks(stream):
         capture = Capture()
         buffered = BufferedSink(Visible(sink_for(capture), verbose, cfg), capture, stream)

@@ -202,8 +202,9 @@ def test_benign_symlink_and_proc_self_fd_not_reported(monitor, tmp_path: Path) -
 
 
 def test_hostile_requested_path_escaped(monitor, home: Path) -> None:
-    from bee_trace.sinks.jsonl import to_json_line
     import json
+
+    from bee_trace.sinks.jsonl import to_json_line
 
     mon = monitor(FILE_ONLY)
     name = "x\n\x1b[2Jevil"

@@ -135,9 +135,10 @@ def test_flood_of_non_matching_opens_then_secret(monitor, home: Path) -> None:
 
 
 def test_hostile_file_name_escaped_in_table_and_valid_in_json(monitor, tmp_path: Path) -> None:
+    import io
+
     from bee_trace.sinks.jsonl import to_json_line
     from bee_trace.sinks.table import TableSink
-    import io
 
     mon = monitor(FILE_ONLY)
     name = "evil|<script>\n\x1b[31mred.pem"
@@ -163,7 +164,7 @@ def test_cli_run_writes_jsonl_event(tmp_path: Path, home: Path) -> None:
     deadline = time.monotonic() + 20
     while not ready.exists() and agent.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert ready.exists(), agent.stderr.read() if agent.poll() is not None else "agent not ready"
+    assert ready.exists(), agent.communicate()[1] if agent.poll() is not None else "agent not ready"
     key = home / ".ssh" / "id_rsa"
     subprocess.run(["cat", str(key)], capture_output=True, check=True)
     _, err = agent.communicate(timeout=30)

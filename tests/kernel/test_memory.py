@@ -168,10 +168,11 @@ def test_process_vm_readv_and_pidfd_getfd(monitor, worker):
     check_attack_event(gf, target)
 
 
-def test_self_access_is_not_an_event(monitor):
+def test_self_access_is_not_an_event(monitor, worker):
+    target, _ = worker
     m = monitor()
     code = """
-    import ctypes, os
+    import ctypes, os, sys
     open('/proc/self/maps').read(); open(f'/proc/{os.getpid()}/mem', 'rb').close()
     open(f'/proc/{os.getpid()}/environ', 'rb').read()
     libc = ctypes.CDLL(None)
@@ -181,11 +182,13 @@ def test_self_access_is_not_an_event(monitor):
     libc.process_vm_readv(os.getpid(), ctypes.byref(iovec(ctypes.addressof(a), 8)), 1,
                           ctypes.byref(iovec(ctypes.addressof(b), 8)), 1, 0)
     print(os.getpid(), flush=True)
+    open(f'/proc/{sys.argv[1]}/maps').read()     # the marker: another process, reported
     """
-    p = attack(code, via_bash=False)
+    p = attack(code, target, via_bash=False)
     pid = attacker_pid(p)
-    m.settle(0.3)
-    assert not [e for e in m.events if e["kind"] == "memory" and e["pid"] == pid]
+    # Once the marker (the last access) is read, every earlier one would have been too.
+    (marker,) = mem_events(m, target, "proc_maps", pid=pid)
+    assert [e for e in m.events if e["kind"] == "memory" and e["pid"] == pid] == [marker]
 
 
 def test_connect_flood_does_not_hide_memory_read(monitor, worker):
@@ -356,3 +359,63 @@ def test_process_inspectors_are_low(monitor):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+WRITABLE_TARGET = """
+import ctypes, sys
+libc = ctypes.CDLL(None)
+libc.prctl(15, b"Runner.Worker", 0, 0, 0)       # PR_SET_NAME
+buf = ctypes.create_string_buffer(sys.argv[1].encode())
+print(ctypes.addressof(buf), flush=True)
+sys.stdin.readline()                             # the test says when the attacker is done
+print(buf.value.decode(), flush=True)
+"""
+
+VM_WRITEV = """
+import ctypes, os, sys, threading
+pid, addr = int(sys.argv[1]), int(sys.argv[2])
+libc = ctypes.CDLL(None, use_errno=True)
+class iovec(ctypes.Structure):
+    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]
+data = ctypes.create_string_buffer(b'OVERWRITTEN-BY-ATTACKER')
+def write(label):
+    local, remote = iovec(ctypes.addressof(data), 24), iovec(addr, 24)
+    n = libc.process_vm_writev(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    print(f'{label} tid={threading.get_native_id()} n={n} errno={ctypes.get_errno()}', flush=True)
+# From a second thread (tid != pid), as root: succeeds.
+t = threading.Thread(target=write, args=('root',)); t.start(); t.join()
+# Then as uid 65534: refused with EPERM, reported all the same (the attempt is the finding).
+os.setresuid(65534, 65534, 65534)
+write('nobody')
+"""
+
+
+def test_process_vm_writev_from_a_thread_and_as_another_uid(monitor):
+    worker = subprocess.Popen([PY, "-c", WRITABLE_TARGET, SECRET.decode()], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        target, addr = worker.pid, int(worker.stdout.readline())
+        m = monitor({"memory_monitor"})
+        p = attack(VM_WRITEV, target, addr)
+        lines = dict(line.split(" ", 1) for line in p.stdout.decode().splitlines())
+        root_tid = int(lines["root"].split()[0].removeprefix("tid="))
+        assert lines["root"].endswith("n=24 errno=0"), p.stdout
+        assert lines["nobody"].endswith("n=-1 errno=1"), p.stdout      # EPERM
+        out, _ = worker.communicate("done\n", timeout=30)
+        assert out.strip() == "OVERWRITTEN-BY-ATTACKER"               # the write really landed
+        pid = attacker_pid(p)
+        evs = m.wait_for_n(lambda e: e["kind"] == "memory" and e["pid"] == pid, 2)
+        assert len(evs) == 2, evs
+        by_uid = {e["uid"]: e for e in evs}
+        assert set(by_uid) == {0, 65534}
+        assert by_uid[0]["tid"] == root_tid and root_tid != pid
+        assert by_uid[65534]["tid"] == pid
+        for ev in evs:
+            check_attack_event(ev, target)
+            assert ev["pid"] == pid and ev["rule"] == "memory.protected.process_vm_writev"
+        # Only these two: the readv next door is not reported as writev and nothing else leaked.
+        assert [e["technique"] for e in m.events if e["kind"] == "memory" and e["pid"] == pid] == \
+            ["process_vm_writev"] * 2
+    finally:
+        worker.kill()
+        worker.wait()

@@ -3,20 +3,35 @@ process and excludes its own pid, so every syscall that should be seen comes fro
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 PY = sys.executable
 
 
-def run_child(code: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, "-c", textwrap.dedent(code), *args], capture_output=True,
-                          text=True, timeout=60, check=check)
+@dataclass
+class Child:
+    pid: int                # from the process we started, never from an event
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_child(code: str, *args: str, check: bool = True) -> Child:
+    p = subprocess.Popen([PY, "-c", textwrap.dedent(code), *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=60)
+    if check and p.returncode:
+        raise subprocess.CalledProcessError(p.returncode, p.args, out, err)
+    return Child(p.pid, p.returncode, out, err)
 
 
 def dns_query(name: str, qtype: int = 1, qid: int = 0x1234) -> bytes:
@@ -70,32 +85,33 @@ except OSError as e:
 """
 
 
-def test_tcp_connect_ipv4(monitor, listener4):
+def test_tcp_connect_ipv4(monitor, listener4, tmp_path: Path):
+    from bee_trace.dns import DnsTracker
+
     m = monitor({"network_monitor"})
+    # Our own hosts file, so the test does not depend on what this machine's /etc/hosts says.
+    hosts = tmp_path / "hosts"
+    hosts.write_text("# test\n127.0.0.1   bee-hosts-test.example  alias\n::1 ip6-bee\n")
+    m.pipeline.ctx.dns = DnsTracker(hosts_path=str(hosts))
     p = run_child(CONNECT, "127.0.0.1", str(listener4))
     assert "connected" in p.stdout
-    (ev,) = net_events(m, _child_pid(p, m, listener4), dport=listener4)
+    (ev,) = net_events(m, p.pid, dport=listener4)
     assert ev["protocol"] == "tcp" and ev["family"] == "ipv4" and ev["daddr"] == "127.0.0.1"
     assert ev["action"] == "allowed" and ev["loopback"] is True
     assert ev["lane"] == "bulk"
-    assert ev["domain"] == "localhost"          # /etc/hosts exact mapping
+    assert ev["pid"] == ev["tid"] == p.pid and ev["ppid"] == os.getpid() and ev["uid"] == os.getuid()
+    assert ev["domain"] == "bee-hosts-test.example"   # hosts file: exact mapping, first name
     assert ev["severity"] == "low"              # loopback (classify.py)
     assert ev["exe"] and ev["ancestry"] and ev["ancestry"][-1] == ev["comm"]
-
-
-def _child_pid(p, m, port) -> int:
-    """The pid of the child that connected to `port` (children are gone once run returns)."""
-    evs = m.wait_for(lambda e: e["kind"] == "network" and e["dport"] == port)
-    assert evs, "no network event for the child"
-    return evs[0]["pid"]
 
 
 def test_tcp_connect_ipv6(monitor, listener6):
     m = monitor({"network_monitor"})
     p = run_child(CONNECT, "::1", str(listener6))
     assert "connected" in p.stdout
-    (ev,) = net_events(m, _child_pid(p, m, listener6), dport=listener6)
+    (ev,) = net_events(m, p.pid, dport=listener6)
     assert ev["protocol"] == "tcp" and ev["family"] == "ipv6" and ev["daddr"] == "::1"
+    assert ev["uid"] == os.getuid()
     assert ev["loopback"] is True
 
 
@@ -103,7 +119,7 @@ def test_tcp_connect_ipv4_mapped(monitor, listener4):
     m = monitor({"network_monitor"})
     p = run_child(CONNECT, "::ffff:127.0.0.1", str(listener4))
     assert "connected" in p.stdout
-    (ev,) = net_events(m, _child_pid(p, m, listener4), dport=listener4)
+    (ev,) = net_events(m, p.pid, dport=listener4)
     assert ev["family"] == "ipv4" and ev["daddr"] == "127.0.0.1" and ev["protocol"] == "tcp"
 
 
@@ -114,6 +130,7 @@ def test_connect_refused_still_reported(monitor):
     assert "error 111" in p.stdout      # ECONNREFUSED
     evs = m.wait_for(lambda e: e["kind"] == "network" and e["dport"] == port)
     assert len(evs) == 1 and evs[0]["daddr"] == "127.0.0.1" and evs[0]["protocol"] == "tcp"
+    assert evs[0]["pid"] == p.pid
 
 
 def test_udp_sendto_dns_query_and_attribution(monitor):
@@ -130,16 +147,16 @@ def test_udp_sendto_dns_query_and_attribution(monitor):
     except OSError:
         pass
     """
-    run_child(code, dns_query("example.test").hex(), str(port))
+    p = run_child(code, dns_query("example.test").hex(), str(port))
     dns = m.wait_for(lambda e: e["kind"] == "network" and e["dport"] == 53
                      and e.get("dns_query") == "example.test")
     assert len(dns) == 1
     ev = dns[0]
     assert ev["protocol"] == "udp" and ev["family"] == "ipv4" and ev["daddr"] == "127.0.0.1"
-    assert ev["dns_qtype"] == 1
+    assert ev["dns_qtype"] == 1 and ev["pid"] == p.pid and ev["uid"] == os.getuid()
     # The same process then connects to an address /etc/hosts does not name: attributed to the
     # one name it queried just before.
-    (conn,) = m.wait_for(lambda e: e["kind"] == "network" and e["pid"] == ev["pid"]
+    (conn,) = m.wait_for(lambda e: e["kind"] == "network" and e["pid"] == p.pid
                          and e["dport"] == port)
     assert conn["daddr"] == "127.0.0.9" and conn["domain"] == "example.test"
 
@@ -156,10 +173,10 @@ def test_udp_sendto_ipv6_and_connected_dns_socket(monitor):
     c.connect(('127.0.0.1', 53))
     c.send(q)
     """
-    run_child(code, dns_query("connected.example.test", qtype=28).hex())
-    (v6,) = m.wait_for(lambda e: e["kind"] == "network" and e["dport"] == 9999)
+    p = run_child(code, dns_query("connected.example.test", qtype=28).hex())
+    (v6,) = m.wait_for(lambda e: e["kind"] == "network" and e["dport"] == 9999 and e["pid"] == p.pid)
     assert v6["protocol"] == "udp" and v6["family"] == "ipv6" and v6["daddr"] == "::1"
-    evs = m.wait_for(lambda e: e["kind"] == "network" and e["pid"] == v6["pid"]
+    evs = m.wait_for(lambda e: e["kind"] == "network" and e["pid"] == p.pid
                      and e["dport"] == 53)
     assert len(evs) == 2            # the connect and the send on the connected socket
     sent = [e for e in evs if e.get("dns_query")]
@@ -196,9 +213,9 @@ def test_skips_unix_unspecified_and_survives_bad_input(monitor):
     """
     p = run_child(code, str(port))
     assert "short -1 22" in p.stdout and "fault -1 14" in p.stdout
-    (marker,) = m.wait_for(lambda e: e["kind"] == "network" and e["dport"] == port
-                           and not e.get("read_fault"))
-    evs = [e for e in m.events if e["kind"] == "network" and e["pid"] == marker["pid"]]
+    m.wait_for(lambda e: e["kind"] == "network" and e["dport"] == port and e["pid"] == p.pid
+               and not e.get("read_fault"))
+    evs = [e for e in m.events if e["kind"] == "network" and e["pid"] == p.pid]
     faults = [e for e in evs if e.get("read_fault")]
     assert len(evs) == 3, evs           # not the AF_UNIX or 0.0.0.0 connects
     short = [e for e in faults if e["family"] == "ipv4"]
@@ -209,6 +226,16 @@ def test_skips_unix_unspecified_and_survives_bad_input(monitor):
 
 def test_probe_type_selects_network(monitor, listener4):
     m = monitor({"memory_monitor"})
-    run_child(CONNECT, "127.0.0.1", str(listener4))
-    m.settle(0.3)
+    target = subprocess.Popen(["/usr/bin/sleep", "60"])
+    try:
+        p = run_child(CONNECT + "open(f'/proc/{sys.argv[3]}/maps').read()\n", "127.0.0.1",
+                      str(listener4), str(target.pid))
+        assert "connected" in p.stdout
+        # The memory event after the connect is the marker: once it is read, so would the
+        # connect be.
+        assert m.wait_for(lambda e: e["kind"] == "memory" and e["pid"] == p.pid
+                          and e["target_pid"] == target.pid)
+    finally:
+        target.kill()
+        target.wait()
     assert not [e for e in m.events if e["kind"] == "network"]

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +21,9 @@ ORIGINAL = Path(__file__).resolve().parents[3] / "shared" / "compat" / "original
 
 
 def _run_agent(tmp_path: Path, args: list[str], action, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Start `bee-trace run` with a ready file, do `action()`, wait for the run to end."""
+    """Start `bee-trace run` with a ready file, do `action()`, then stop it with Ctrl+C: the
+    agent detaches, drains what the action left in the rings, and writes its outputs (no wait
+    for a --duration, no sleep for the event to arrive)."""
     ready = tmp_path / f"ready-{time.monotonic_ns()}"
     cmd = [sys.executable, "-m", "bee_trace.cli", "run", "--probe-type", "file_monitor",
            "--ready-file", str(ready), *args]
@@ -33,6 +36,7 @@ def _run_agent(tmp_path: Path, args: list[str], action, env: dict | None = None)
         out, err = agent.communicate(timeout=10)
         pytest.fail(f"agent did not start: {err}")
     action()
+    agent.send_signal(signal.SIGINT)
     out, err = agent.communicate(timeout=30)
     return subprocess.CompletedProcess(cmd, agent.returncode, out, err)
 
@@ -62,11 +66,9 @@ def test_watch_read_glob_adds_detection_and_exclude_silences(tmp_path: Path) -> 
     out = tmp_path / "ev.jsonl"
 
     def act() -> None:
-        subprocess.run(["cat", str(watched), str(silenced), str(reported)], check=True, capture_output=True)
-        time.sleep(0.3)
+        subprocess.run(["/bin/cat", str(watched), str(silenced), str(reported)], check=True, capture_output=True)
 
-    res = _run_agent(tmp_path, ["--config", str(policy), "--format", "jsonl", "--output", str(out),
-                                "--duration", "2"], act)
+    res = _run_agent(tmp_path, ["--config", str(policy), "--format", "jsonl", "--output", str(out)], act)
     assert res.returncode == 0, res.stderr
     paths = {json.loads(line).get("path") for line in out.read_text().splitlines()}
     assert str(watched) in paths, "the added watch_read glob did not take effect"
@@ -75,7 +77,7 @@ def test_watch_read_glob_adds_detection_and_exclude_silences(tmp_path: Path) -> 
 
     # Without the policy, the custom file is not watched.
     out2 = tmp_path / "ev2.jsonl"
-    res = _run_agent(tmp_path, ["--format", "jsonl", "--output", str(out2), "--duration", "2"], act)
+    res = _run_agent(tmp_path, ["--format", "jsonl", "--output", str(out2)], act)
     paths2 = {json.loads(line).get("path") for line in out2.read_text().splitlines()}
     assert str(watched) not in paths2 and str(silenced) in paths2
 
@@ -94,9 +96,8 @@ def test_fail_on_high_and_github_outputs(tmp_path: Path) -> None:
 
     def read_key() -> None:
         subprocess.run([str(reader), str(key)], check=True, capture_output=True)
-        time.sleep(0.3)
 
-    res = _run_agent(tmp_path, ["--format", "jsonl", "--output", str(out), "--duration", "2",
+    res = _run_agent(tmp_path, ["--format", "jsonl", "--output", str(out),
                                 "--command", "beereader", "--fail-on", "high"], read_key, env)
     assert res.returncode == 1, res.stderr
     assert "::error" in res.stdout and "id_rsa" in res.stdout
@@ -105,7 +106,7 @@ def test_fail_on_high_and_github_outputs(tmp_path: Path) -> None:
     assert "report-path" in text and "events-detected" in text and "high-severity-events" in text
 
     res = _run_agent(tmp_path, ["--format", "jsonl", "--output", str(tmp_path / "quiet.jsonl"),
-                                "--duration", "1", "--command", "beereader", "--fail-on", "high"],
+                                "--command", "beereader", "--fail-on", "high"],
                      lambda: None, env)
     assert res.returncode == 0, res.stderr
 
@@ -127,10 +128,9 @@ def test_hostile_name_escaped_in_every_format(tmp_path: Path) -> None:
 
     def act() -> None:
         subprocess.run([str(reader), str(target)], check=True, capture_output=True)
-        time.sleep(0.3)
 
     stream = tmp_path / "ev.jsonl"
-    res = _run_agent(tmp_path, ["--format", "jsonl", "--output", str(stream), "--duration", "2",
+    res = _run_agent(tmp_path, ["--format", "jsonl", "--output", str(stream),
                                 "--command", "beehostile"], act)
     assert res.returncode == 0, res.stderr
     assert "\x1b" not in res.stdout  # the live table on the terminal
@@ -157,16 +157,15 @@ def test_run_writes_markdown_and_json_reports(tmp_path: Path) -> None:
 
     def act() -> None:
         subprocess.run([str(reader), str(key)], check=True, capture_output=True)
-        time.sleep(0.3)
 
     md = tmp_path / "report.md"
-    res = _run_agent(tmp_path, ["--format", "markdown", "--output", str(md), "--duration", "2",
+    res = _run_agent(tmp_path, ["--format", "markdown", "--output", str(md),
                                 "--command", "beereport"], act)
     assert res.returncode == 0, res.stderr
     text = md.read_text()
     assert "id\\_ed25519" in text and "Coverage and loss" in text
     js = tmp_path / "report.json"
-    res = _run_agent(tmp_path, ["--format", "json", "--output", str(js), "--duration", "2",
+    res = _run_agent(tmp_path, ["--format", "json", "--output", str(js),
                                 "--command", "beereport"], act)
     doc = json.loads(js.read_text())
     assert doc["verdict"] == "complete" and doc["summary"]["by_kind"] == {"file": 1}

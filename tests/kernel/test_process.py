@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 PY = sys.executable
 
@@ -19,8 +20,14 @@ def test_short_lived_attacker_keeps_context(monitor, tmp_path):
     shutil.copy("/usr/bin/sleep", exe)
     target = subprocess.Popen([str(exe), "60"])
     try:
-        time.sleep(0.2)
-        p = subprocess.run(["bash", "-c", f"{PY} -c \"import os,sys; sys.stderr.write('PID=%d\\\\n' % os.getpid()); open('/proc/{target.pid}/maps').read()\" marker-arg; true"],
+        # Wait for the exec to have happened (the comm changes with it), not for a fixed time.
+        comm = Path(f"/proc/{target.pid}/comm")
+        deadline = time.monotonic() + 10
+        while comm.read_text().strip() != "Runner.Worker" and time.monotonic() < deadline:
+            time.sleep(0.005)
+        attacker = (f"import os,sys; sys.stderr.write('PID=%d\\\\n' % os.getpid()); "
+                    f"open('/proc/{target.pid}/maps').read()")
+        p = subprocess.run(["bash", "-c", f"{PY} -c \"{attacker}\" marker-arg; true"],
                            capture_output=True, timeout=30)
         pid = int(p.stderr.split(b"PID=", 1)[1].split()[0])
         # The attacker has exited: everything below comes from the exec/fork records.
@@ -36,7 +43,8 @@ def test_short_lived_attacker_keeps_context(monitor, tmp_path):
         assert ev["start_time"] and ev["cgroup_id"] and ev["ppid"]
         assert ev["severity"] == "critical"
         execs = [e for e in m.events if e["kind"] == "process" and e["pid"] == pid]
-        assert execs and execs[0]["op"] == "exec" and execs[0]["filename"].endswith(("python3", PY.rsplit("/", 1)[-1])) or execs[0]["filename"] == PY
+        assert execs and execs[0]["op"] == "exec"
+        assert execs[0]["filename"] in (PY, os.path.realpath(PY))     # as exec'd, or the resolved exe
     finally:
         target.kill()
         target.wait()

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from bee_trace import records as R
-from bee_trace.bench import flood_accounting, flood_statement, flood_table, parse_args, render
-from bee_trace.bench import procstat, stats
+from bee_trace.bench import flood_accounting, flood_statement, flood_table, parse_args, procstat, render, stats
 from bee_trace.bench.agent import generated_patterns
 from bee_trace.bench.decodebench import columnar, numpy_only, per_record, synthetic_batch
 from bee_trace.bench.runner import bpftrace_script, concrete_watch_paths, parse_kv

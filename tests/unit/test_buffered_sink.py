@@ -4,6 +4,7 @@ writer is behind, critical text waits for room and is never dropped."""
 from __future__ import annotations
 
 import threading
+from typing import IO, cast
 
 from bee_trace.sinks.buffered import BufferedSink, Capture
 from bee_trace.sinks.jsonl import JsonLinesSink
@@ -28,7 +29,7 @@ class SlowStream:
 
 def _sink(stream, capacity: int) -> BufferedSink:
     capture = Capture()
-    return BufferedSink(JsonLinesSink(capture), capture, stream, capacity=capacity)
+    return BufferedSink(JsonLinesSink(cast(IO[str], capture)), capture, stream, capacity=capacity)
 
 
 def test_bulk_overflow_counted_critical_kept() -> None:
@@ -85,11 +86,12 @@ def test_writer_error_counts_instead_of_blocking() -> None:
 
 
 def test_header_written_before_events() -> None:
-    from bee_trace.sinks.table import TableSink
     import io
+
+    from bee_trace.sinks.table import TableSink
     out = io.StringIO()
     capture = Capture()
-    sink = BufferedSink(TableSink(capture, color=False), capture, out)
+    sink = BufferedSink(TableSink(cast(IO[str], capture), color=False), capture, out)
     sink({"kind": "file", "lane": "critical", "comm": "cat", "severity": "high", "rule": "r",
           "access": "read", "path": "/x", "ts_ns": 0, "pid": 1})
     sink.close()

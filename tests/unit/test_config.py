@@ -1,6 +1,7 @@
 import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -25,26 +26,26 @@ network:
     - "1.2.3.4"           # Example malicious IP
     - "192.168.1.100"     # Example internal IP to block
     - "10.0.0.5"          # Another example IP
-  
+
   # Block connections to these domains
   blocked_domains:
     - "evil-domain.com"
     - "malicious-site.org"
     - "suspicious-cdn.net"
-  
+
   # Allowed domains (if specified, only these domains are permitted)
   # allowed_domains:
   #   - "github.com"
   #   - "api.github.com"
   #   - "registry.npmjs.org"
-  
+
   # Monitor specific ports (empty means monitor all)
   monitored_ports: []
-  
+
   # Alert on any outbound connections (useful for air-gapped environments)
   alert_on_any_connection: false
 
-# File access monitoring configuration  
+# File access monitoring configuration
 files:
   # Patterns for sensitive files to monitor for read access
   watch_read:
@@ -52,7 +53,7 @@ files:
     - "**/.env"
     - "**/.env.*"
     - "**/id_rsa"
-    - "**/id_dsa" 
+    - "**/id_dsa"
     - "**/id_ecdsa"
     - "**/id_ed25519"
     - "**/*.pem"
@@ -71,18 +72,18 @@ files:
     - "**/.docker/config.json"
     - "**/kubeconfig"
     - "**/service-account.json"
-  
+
   # Patterns for sensitive files to monitor for write access
   watch_write:
     - "**/id_rsa"
     - "**/id_dsa"
-    - "**/id_ecdsa" 
+    - "**/id_ecdsa"
     - "**/id_ed25519"
     - "**/.ssh/id_*"
     - "**/*.pem"
     - "**/*.key"
     - "**/private.key"
-  
+
   # Directories to exclude from monitoring (performance optimization)
   exclude_paths:
     - "/tmp/**"
@@ -97,7 +98,7 @@ memory:
   # Environment variables that contain secrets (monitor access)
   secret_env_patterns:
     - "SECRET_*"
-    - "PASSWORD*" 
+    - "PASSWORD*"
     - "PASSWD*"
     - "TOKEN*"
     - "KEY*"
@@ -111,10 +112,10 @@ memory:
     - "DOCKER_PASSWORD"
     - "AWS_SECRET_ACCESS_KEY"
     - "AZURE_CLIENT_SECRET"
-  
+
   # Alert on any inter-process memory reading attempts
   alert_on_memory_access: true
-  
+
   # Processes to exclude from memory monitoring
   exclude_processes:
     - "systemd"
@@ -125,14 +126,14 @@ memory:
 reporting:
   # Include stack traces for high-severity events
   include_stack_traces: false
-  
+
   # Maximum number of events to include in reports
   max_events_per_type: 100
-  
+
   # Severity levels: low, medium, high, critical
   severity_levels:
     file_access: "medium"
-    network_connection: "medium" 
+    network_connection: "medium"
     blocked_connection: "high"
     memory_access: "high"
     secret_env_access: "medium"
@@ -141,10 +142,10 @@ reporting:
 performance:
   # Buffer size for event collection (higher = more memory, less CPU)
   event_buffer_size: 1024
-  
+
   # Event sampling rate (1.0 = all events, 0.1 = 10% of events)
   sampling_rate: 1.0
-  
+
   # Maximum events per second (rate limiting)
   max_events_per_second: 1000
 
@@ -152,20 +153,21 @@ performance:
 advanced:
   # Enable CO-RE (Compile Once Run Everywhere) mode
   enable_core: true
-  
+
   # Custom eBPF program parameters
   ebpf_params:
     stack_trace_depth: 10
     max_entries_per_map: 10000
-  
+
   # Kernel version compatibility
   min_kernel_version: "4.18"
-  
+
   # Enable experimental features
   experimental:
     uprobe_monitoring: false
     network_packet_inspection: false"""
-SHARED_ORIGINAL = Path("/work/shared/compat/original-security.yml")
+# shared/ sits beside the repository (developer work trees and CI's clone alike).
+SHARED_ORIGINAL = Path(__file__).resolve().parents[3] / "shared" / "compat" / "original-security.yml"
 ONE_LINE = re.compile(r"^[^\n]+:\d+: [^\n]+$")
 
 
@@ -193,7 +195,7 @@ def test_original_example_parses_and_every_key_is_represented() -> None:
     cfg = parse_config(text, "security.yml")
     data = yaml.safe_load(text)
     for path, value in _leaf_paths(data):
-        obj = cfg
+        obj: Any = cfg
         for part in path.split("."):
             obj = obj[part] if isinstance(obj, dict) else getattr(obj, part)
         if isinstance(value, list):
@@ -385,7 +387,7 @@ def test_load_config_error_mentions_file(tmp_path: Path) -> None:
 def test_config_is_frozen() -> None:
     cfg = Config()
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cfg.network = None  # type: ignore[misc]
+        cfg.network = None  # type: ignore[misc, assignment]
 
 
 def test_to_dict_is_plain_data() -> None:

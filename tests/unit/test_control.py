@@ -53,8 +53,8 @@ def test_governor_raises_sampling_when_over_budget_and_relaxes() -> None:
     g._last_t, g._last_cpu = 0.0, 0.0
     import bee_trace.control as control
     orig_mono, orig_cpu = control.time.monotonic, control.time.process_time
-    control.time.monotonic = lambda: clock["t"]  # type: ignore[assignment]
-    control.time.process_time = lambda: clock["cpu"]  # type: ignore[assignment]
+    control.time.monotonic = lambda: clock["t"]
+    control.time.process_time = lambda: clock["cpu"]
     try:
         results = []
         for _ in range(2):  # two seconds at 50 % CPU

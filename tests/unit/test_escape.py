@@ -88,8 +88,8 @@ def test_json_safe() -> None:
 
 
 def test_rich_text_escapes_markup() -> None:
-    from rich.text import Text
     from rich.console import Console
+    from rich.text import Text
 
     out = rich_text("[bold red]x[/]\x1b[2J")
     console = Console(record=True, width=200, force_terminal=False)

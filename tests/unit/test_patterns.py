@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from bee_trace import patterns, records as R
+from bee_trace import patterns
+from bee_trace import records as R
 from bee_trace.config import default_config
 from bee_trace.globs import GlobSet
 
@@ -55,13 +56,17 @@ def test_superset_holds_for_random_globs() -> None:
         w, e = rng.choice(words), rng.choice(exts)
         form = i % 4
         if form == 0:
-            globs.append(f"**/{w}{i}.{e}"); paths.append(f"/a/b/{w}{i}.{e}")
+            globs.append(f"**/{w}{i}.{e}")
+            paths.append(f"/a/b/{w}{i}.{e}")
         elif form == 1:
-            globs.append(f"**/*.{e}{i}"); paths.append(f"/q/x.{e}{i}")
+            globs.append(f"**/*.{e}{i}")
+            paths.append(f"/q/x.{e}{i}")
         elif form == 2:
-            globs.append(f"**/{w}{i}_*"); paths.append(f"/q/{w}{i}_zz")
+            globs.append(f"**/{w}{i}_*")
+            paths.append(f"/q/{w}{i}_zz")
         else:
-            globs.append(f"**/.{w}{i}/*"); paths.append(f"/h/.{w}{i}/anything")
+            globs.append(f"**/.{w}{i}/*")
+            paths.append(f"/h/.{w}{i}/anything")
     filt = patterns.build_filter(globs)
     exact = GlobSet(globs)
     for p in paths:

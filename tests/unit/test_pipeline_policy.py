@@ -9,9 +9,9 @@ import time
 import numpy as np
 
 from bee_trace import records as R
-from bee_trace.sinks.chain import Visible as _Visible
 from bee_trace.config import default_config
 from bee_trace.pipeline import Pipeline, PipelineOptions
+from bee_trace.sinks.chain import Visible as _Visible
 
 
 def _file(path: bytes, comm: bytes = b"cat") -> np.ndarray:

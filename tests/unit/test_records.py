@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def test_struct_layout_matches_btf(name: str) -> None:
     btf = structs[name]
     dtype = R.C_STRUCTS[name]
     assert btf["size"] == dtype.itemsize, f"{name}: C size {btf['size']} != numpy {dtype.itemsize}"
-    fields = dtype.fields or {}
+    fields: dict[str, Any] = dict(dtype.fields or {})
     for member in btf["members"]:
         mname = member["name"]
         if mname in ("", "(anon)"):  # the anonymous payload union of struct event

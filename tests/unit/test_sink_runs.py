@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import IO, cast
 
 from bee_trace.config import default_config
 from bee_trace.report import Report
@@ -27,7 +28,7 @@ def test_chain_writes_every_event_of_a_run_and_reports_the_count() -> None:
     report = Report(cfg, {})
     chain = build_chain(cfg, "jsonl", out, io.StringIO(), report, live_table=False)
     for sink in chain.sinks:
-        getattr(sink, "emit_run")(_run(1000))
+        sink.emit_run(_run(1000))
     chain.close()
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(lines) == 1000 and [e["seq"] for e in lines] == list(range(1, 1001))
@@ -49,7 +50,7 @@ def test_bulk_run_overflow_counts_events() -> None:
             return super().write(text)
 
     capture = Capture()
-    sink = BufferedSink(JsonLinesSink(capture), capture, Stuck(), capacity=10)
+    sink = BufferedSink(JsonLinesSink(cast(IO[str], capture)), capture, Stuck(), capacity=10)
     sink.emit_run(_run(10))          # critical, fills the queue while the writer is stuck
     sink.flush()
     bulk = _run(5)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from bee_trace.sinks.table import TableSink, format_time
 
-EV = {"ts_ns": 1_800_000_000_123_456_789, "pid": 42, "uid": 1000, "comm": "cat\x1b[2J",
+EV: dict[str, Any] = {"ts_ns": 1_800_000_000_123_456_789, "pid": 42, "uid": 1000, "comm": "cat\x1b[2J",
       "severity": "high", "rule": "file.private_key.read", "kind": "file", "access": "read",
       "path": "/tmp/a\nb.pem"}
 
