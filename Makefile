@@ -43,6 +43,7 @@ $(BUILD)/bee_trace.bpf.o: bpf/*.c bpf/*.h $(BUILD)/vmlinux.h
 $(BPF_OBJECT): $(BUILD)/bee_trace.bpf.o
 	@mkdir -p $(dir $@)
 	bpftool gen object $@ $< || { rm -f $@; exit 1; }
+	$(PYTHON) -m bee_trace.buildinfo $@ $(CLANG) bpf/*.c bpf/*.h
 
 bpf: $(BPF_OBJECT)
 
@@ -56,4 +57,4 @@ bench: deps bpf
 	$(VENV)/bin/bee-trace bench
 
 clean:
-	rm -rf $(BUILD) $(BPF_OBJECT)
+	rm -rf $(BUILD) $(BPF_OBJECT) $(dir $(BPF_OBJECT))build-info.json
