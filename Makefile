@@ -9,8 +9,10 @@ BUILD := build
 BPF_UNIT := bpf/bee_trace.bpf.c
 BPF_OBJECT := bee_trace/bpf/bee_trace.bpf.o
 APT_PACKAGES := clang-19 llvm-19 libbpf-dev libbpf1 bpftool python3-venv make
+# Only the tests need these: a real Prometheus server scrapes --metrics-address.
+TEST_APT_PACKAGES := prometheus
 
-.PHONY: all deps apt venv bpf run test clean bench
+.PHONY: all deps apt test-apt venv bpf run test clean bench
 
 all: deps bpf
 
@@ -22,6 +24,13 @@ apt:
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+test-apt:
+	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 venv: $(VENV)/.installed
@@ -50,7 +59,7 @@ bpf: $(BPF_OBJECT)
 run: deps bpf
 	$(VENV)/bin/bee-trace run
 
-test: deps bpf
+test: deps test-apt bpf
 	$(VPY) -m pytest -q tests
 
 bench: deps bpf
