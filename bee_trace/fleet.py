@@ -20,17 +20,6 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
                         "(e.g. http://collector:4318/v1/logs)")
 
 
-class _Shown(Visible):
-    """Visible for a sink with its own overflow count and close()."""
-
-    @property
-    def overflow(self) -> int:
-        return int(getattr(self.sink, "overflow", 0))
-
-    def close(self) -> None:
-        self.sink.close()
-
-
 class FleetOutputs:
     def __init__(self) -> None:
         self.metrics: Any = None
@@ -57,7 +46,9 @@ class FleetOutputs:
                     raise ValueError(f"--otlp-endpoint needs the OpenTelemetry SDK: "
                                      f"pip install 'bee-trace[otlp]' ({e})") from None
                 self.otlp = OtlpLogSink(args.otlp_endpoint)
-                chain.sinks.append(_Shown(self.otlp, verbose, cfg))
+                # Visible hides its overflow from the pipeline's sum: the OTLP count is only final
+                # after close() and is added here, live in tick() and in full in finish().
+                chain.sinks.append(Visible(self.otlp, verbose, cfg))
             if args.metrics_address:
                 from .metrics import EventCounter, Metrics, MetricsServer
                 self.metrics = Metrics(info)
@@ -73,21 +64,15 @@ class FleetOutputs:
 
     def tick(self, pipeline: Any) -> None:
         if self.metrics is not None:
-            self.metrics.update(pipeline)
+            self.metrics.update(pipeline, self.otlp.overflow if self.otlp is not None else 0)
 
     def finish(self, loss: dict[str, Any]) -> dict[str, Any]:
         """Closes the outputs that send on their own thread (OTLP: the final export) and adds
-        what they could not deliver after the pipeline's summary was taken."""
+        what they could not deliver to the pipeline's summary."""
         if self.otlp is not None:
-            before = self.otlp.overflow
             self.otlp.close()
-            late = self.otlp.overflow - before
-            loss = dict(loss)
-            loss["dropped"] = dict(loss.get("dropped", {}))
-            loss["dropped"]["sink_overflow"] = loss["dropped"].get("sink_overflow", 0) + late
+            loss = with_overflow(loss, self.otlp.overflow)
             loss["otlp"] = self.otlp.stats()
-            if late or self.otlp.overflow:
-                loss["verdict"] = "degraded"
         if self.ocsf is not None:
             self.ocsf.flush()
         return loss
@@ -102,6 +87,16 @@ class FleetOutputs:
         if self.server is not None:
             self.server.close()
             self.server = None
+
+
+def with_overflow(loss: dict[str, Any], n: int) -> dict[str, Any]:
+    """loss with n more events an output could not deliver (and the verdict that follows)."""
+    loss = dict(loss)
+    loss["dropped"] = dict(loss.get("dropped", {}))
+    loss["dropped"]["sink_overflow"] = loss["dropped"].get("sink_overflow", 0) + n
+    if n:
+        loss["verdict"] = "degraded"
+    return loss
 
 
 def _remember(fleet: FleetOutputs, name: str, sink: Any) -> Any:

@@ -55,13 +55,17 @@ class Metrics:
         key = (kind, severity, rule)
         self.events[key] = self.events.get(key, 0) + n
 
-    def update(self, pipeline: Any, force: bool = False) -> None:
-        """From the run loop: the loss summary and ring fill, at most once a second."""
+    def update(self, pipeline: Any, extra_overflow: int = 0, force: bool = False) -> None:
+        """From the run loop: the loss summary and ring fill, at most once a second;
+        extra_overflow: events outputs outside the pipeline's sum could not deliver (OTLP)."""
         now = time.monotonic()
         if not force and now < self._next_update:
             return
         self._next_update = now + UPDATE_INTERVAL_S
         loss = pipeline.loss_summary()
+        if extra_overflow:
+            from .fleet import with_overflow
+            loss = with_overflow(loss, extra_overflow)
         fill = {}
         if pipeline.rings is not None:
             for lane, reader in zip(R.LANE_NAMES, pipeline.rings.rings):
