@@ -48,7 +48,8 @@ def test_action_start_read_stop_fresh_install(tmp_path):
     assert int(stop.outputs["events-detected"]) >= 1 and int(stop.outputs["high-severity-events"]) >= 1
     assert os.path.exists(stop.outputs["report-path"])
     summary = runner.summary.read_text()
-    assert "complete" in summary.split("\n### ", 1)[0] and key in summary.replace("\\", "")
+    assert "Verdict: complete" in summary.split("### Findings by process")[0]
+    assert key in summary.replace("\\", "")
     assert "secret-bytes" not in summary
 
 
@@ -81,7 +82,7 @@ def test_monitor_killed_with_9_is_interrupted(tmp_path):
     assert "verdict: interrupted" in stop.stdout
     assert stop.outputs["verdict"] == "interrupted"
     summary = runner.summary.read_text()
-    assert "interrupted" in summary.split("\n### ", 1)[0]
+    assert "Verdict: interrupted" in summary.split("### Findings by process")[0]
     assert key in summary.replace("\\", "")           # what was flushed before the kill is kept
 
 
