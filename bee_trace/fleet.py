@@ -53,7 +53,11 @@ class FleetOutputs:
                 from .metrics import EventCounter, Metrics, MetricsServer
                 self.metrics = Metrics(info)
                 chain.sinks.append(Visible(EventCounter(self.metrics), verbose, cfg))
-                self.server = MetricsServer(args.metrics_address, self.metrics)
+                try:
+                    self.server = MetricsServer(args.metrics_address, self.metrics)
+                except OSError as e:
+                    raise ValueError(f"--metrics-address {args.metrics_address}: "
+                                     f"{e.strerror or e}") from None
                 host = self.server.server.server_address[0]
                 host = f"[{host}]" if ":" in host else host
                 print(f"bee-trace: metrics at http://{host}:{self.server.port}/metrics", file=sys.stderr)

@@ -10,7 +10,7 @@ import socket
 import threading
 from typing import Any, Sequence
 
-from ..escape import json_safe_obj
+from ..escape import json_safe
 from . import Run
 
 MAX_QUEUE = 20_000          # events waiting for export
@@ -22,33 +22,45 @@ _INTERNAL = ("boot_ns", "ts_ns")
 _SEVERITY_NUMBERS = {"low": 9, "medium": 13, "high": 17, "critical": 21}  # INFO, WARN, ERROR, FATAL
 
 
+def _text(v: str) -> str:
+    try:
+        v.encode("utf-8")
+        return v
+    except UnicodeEncodeError:  # a lone surrogate: protobuf would refuse the whole batch
+        return json_safe(v)
+
+
 def attributes(ev: dict[str, Any]) -> dict[str, Any]:
     """Event fields as OTel attribute values: primitives, homogeneous lists, dicts flattened with
     dots; None dropped; strings made valid UTF-8 (protobuf refuses lone surrogates)."""
     out: dict[str, Any] = {}
 
     def put(key: str, v: Any) -> None:
-        if v is None or key in _INTERNAL or key.startswith("_"):
+        if isinstance(v, str):
+            out[key] = _text(v)
+        elif isinstance(v, (bool, int, float)):
+            out[key] = v
+        elif v is None:
             return
-        if isinstance(v, dict):
+        elif isinstance(v, dict):
             for k, sub in v.items():
                 put(f"{key}.{k}", sub)
         elif isinstance(v, (list, tuple)):
             items = [x for x in v if x is not None]
-            if all(isinstance(x, bool) for x in items) or all(isinstance(x, str) for x in items):
-                out[key] = list(items)
-            elif all(isinstance(x, int) and not isinstance(x, bool) for x in items):
+            if all(isinstance(x, str) for x in items):
+                out[key] = [_text(x) for x in items]
+            elif all(isinstance(x, bool) for x in items) or \
+                    all(isinstance(x, int) and not isinstance(x, bool) for x in items):
                 out[key] = list(items)
             else:
-                out[key] = [str(x) for x in items]
-        elif isinstance(v, (str, bool, int, float)):
-            out[key] = v
+                out[key] = [_text(str(x)) for x in items]
         else:
-            out[key] = str(v)
+            out[key] = _text(str(v))
 
     for k, v in ev.items():
-        put(k, v)
-    return json_safe_obj(out)
+        if k not in _INTERNAL and not k.startswith("_"):
+            put(k, v)
+    return out
 
 
 def body(ev: dict[str, Any]) -> str:
@@ -62,7 +74,7 @@ def body(ev: dict[str, Any]) -> str:
         what = f"{ev.get('technique', '')} on {ev.get('target_comm', '')}[{ev.get('target_pid', '')}]"
     else:
         what = str(ev.get("exe") or ev.get("op") or "")
-    return json_safe_obj(f"{ev.get('rule', '')}: {who} {what}")
+    return _text(f"{ev.get('rule', '')}: {who} {what}")
 
 
 class _CountingExporter:
