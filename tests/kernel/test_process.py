@@ -36,7 +36,7 @@ def test_short_lived_attacker_keeps_context(monitor, tmp_path):
         assert ev["start_time"] and ev["cgroup_id"] and ev["ppid"]
         assert ev["severity"] == "critical"
         execs = [e for e in m.events if e["kind"] == "process" and e["pid"] == pid]
-        assert execs and execs[0]["op"] == "exec" and execs[0]["filename"].endswith(("python3", PY.rsplit("/", 1)[-1])) or execs[0]["filename"] == PY
+        assert execs and execs[0]["op"] == "exec" and execs[0]["filename"].endswith(("python3", PY.rsplit("/", 1)[-1])) or execs[0]["filename"] in (PY, os.path.realpath(PY))
     finally:
         target.kill()
         target.wait()
