@@ -212,6 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.ready_file:
         open(args.ready_file, "w").close()
     failed = [s for s in pipeline.kernel.coverage if s.state.startswith("failed")]
+    report.metadata["coverage"] = {s.section: s.state for s in pipeline.kernel.coverage}
     for s in failed:
         print(f"bee-trace: warning: {s.section} not attached ({s.state})", file=sys.stderr)
     deadline = time.monotonic() + args.duration if args.duration else None

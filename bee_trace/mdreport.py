@@ -258,6 +258,15 @@ def render(report: Any) -> str:
             run_rows.append(f"| {md(key)} | {md(v)} |")
     if run_rows:
         out += ["| Run | |", "|---|---|"] + run_rows + [""]
+    coverage = meta.get("coverage")
+    if isinstance(coverage, dict) and coverage:
+        attached = sorted(k for k, v in coverage.items() if v == "attached")
+        missing = sorted((k, v) for k, v in coverage.items() if v not in ("attached", "not-needed"))
+        out.append(f"Probes: {len(attached)} attached" + (
+            "; **not attached**: " + ", ".join(f"{md(k)} ({md(v)})" for k, v in missing[:TOP_FINDINGS])
+            + (f" and {len(missing) - TOP_FINDINGS} more" if len(missing) > TOP_FINDINGS else "")
+            if missing else "; every probe this run needs is attached") + ".")
+        out.append("")
     from .report import _flatten
     rows = _flatten(report.loss) if report.loss else []
     if rows:

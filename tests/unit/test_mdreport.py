@@ -102,3 +102,13 @@ def test_lineage_without_pids_appends_the_process():
         ("bash", None), ("python3", None), ("cat", 9)]
     assert lineage({"ancestry": ["bash", "cat"], "ancestry_pids": [1, 9], "comm": "cat", "pid": 9}) == [
         ("bash", 1), ("cat", 9)]
+
+
+def test_coverage_line_names_probes_not_attached():
+    r = _report([])
+    r.metadata["coverage"] = {"tp/syscalls/sys_exit_openat": "attached", "cgroup/connect4": "not-needed",
+                              "tp/io_uring/io_uring_submit_req": "missing-tracepoint"}
+    md = r.to_markdown().split("### Coverage and loss")[1]
+    assert "Probes: 1 attached; **not attached**: tp/io\\_uring/io\\_uring\\_submit\\_req (missing-tracepoint)." in md
+    r.metadata["coverage"] = {"tp/syscalls/sys_exit_openat": "attached"}
+    assert "every probe this run needs is attached" in r.to_markdown()
