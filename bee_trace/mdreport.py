@@ -142,7 +142,7 @@ def render_tree(root: Node, top_processes: int = TOP_PROCESSES,
         pid = f" (pid {md(n.pid)})" if n.pid is not None else ""
         return f"{md(n.name) or '?'}{pid}"
 
-    def walk(n: Node, depth: int, prefix: list[str]) -> None:
+    def walk(n: Node, depth: int) -> None:
         kids = sorted(n.children.values(), key=lambda c: (-c.worst(), -c.total(), str(c.name)))
         for c in kids:
             # A chain without findings or forks folds into one line: a → b → c.
@@ -177,9 +177,9 @@ def render_tree(root: Node, top_processes: int = TOP_PROCESSES,
                                f"({sum(f['count'] for f in rest)} events)")
             else:
                 out.append(f"{indent}- {label}")
-            walk(last, depth + 1, prefix)
+            walk(last, depth + 1)
 
-    walk(root, 0, [])
+    walk(root, 0)
     if hidden[0]:
         out.append(f"- … and {hidden[0]} more processes with findings ({hidden[1]} events)")
     return out

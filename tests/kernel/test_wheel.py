@@ -50,7 +50,7 @@ def test_installed_wheel_detects_id_rsa_without_toolchain(tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
     installed = next(venv.glob("lib/python3*/site-packages/bee_trace/bpf/bee_trace.bpf.o"))
     digest = hashlib.sha256(installed.read_bytes()).hexdigest()
-    assert f"BPF object" in check.stdout and str(installed) in check.stdout
+    assert "BPF object" in check.stdout and str(installed) in check.stdout
     assert digest in check.stdout and "object build" in check.stdout and "built " in check.stdout
     assert "kernel BTF" in check.stdout and "/sys/kernel/btf/vmlinux" in check.stdout
 
