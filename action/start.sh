@@ -13,7 +13,6 @@ echo "$bt" > "$RUNNER_TEMP/bee-trace.bin"
 t1=$EPOCHREALTIME
 args=(run --probe-type "${BT_PROBE:-all}" --output "$out" --format jsonl --ready-file "$ready")
 if [ -n "${BT_CONFIG:-}" ]; then args+=(--config "$(realpath "$BT_CONFIG")"); fi
-if [ -n "${BT_EXTRA_ARGS:-}" ]; then read -r -a extra <<<"$BT_EXTRA_ARGS"; args+=("${extra[@]}"); fi
 # The monitor runs from the workspace so .github/security.yml is found by default; `exec` in
 # the inner shell makes the recorded pid the monitor itself.
 $SUDO env GITHUB_ACTIONS="${GITHUB_ACTIONS:-}" bash -c \
