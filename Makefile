@@ -11,8 +11,10 @@ BPF_OBJECT := bee_trace/bpf/bee_trace.bpf.o
 # Test-only programs (tests/bpf/): built beside the others, never linked into the object.
 TEST_BPF_OBJS := $(patsubst tests/bpf/%.bpf.c,$(BUILD)/tests/%.bpf.o,$(wildcard tests/bpf/*.bpf.c))
 APT_PACKAGES := clang-19 llvm-19 libbpf-dev libbpf1 bpftool python3-venv make
+# Only the tests need these: a real Prometheus server scrapes --metrics-address.
+TEST_APT_PACKAGES := prometheus
 
-.PHONY: all deps apt venv bpf run test lint clean bench
+.PHONY: all deps apt test-apt venv bpf run test lint clean bench
 
 all: deps bpf
 
@@ -24,6 +26,13 @@ apt:
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+test-apt:
+	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 venv: $(VENV)/.installed
@@ -49,13 +58,14 @@ $(BUILD)/tests/%.bpf.o: tests/bpf/%.bpf.c bpf/*.h $(BUILD)/vmlinux.h
 $(BPF_OBJECT): $(BUILD)/bee_trace.bpf.o
 	@mkdir -p $(dir $@)
 	bpftool gen object $@ $< || { rm -f $@; exit 1; }
+	$(PYTHON) -m bee_trace.buildinfo $@ $(CLANG) bpf/*.c bpf/*.h
 
 bpf: $(BPF_OBJECT) $(TEST_BPF_OBJS)
 
 run: deps bpf
 	$(VENV)/bin/bee-trace run
 
-test: deps bpf
+test: deps test-apt bpf
 	$(VPY) -m pytest -q tests
 
 # ruff and mypy read their settings from pyproject.toml.
@@ -67,4 +77,4 @@ bench: deps bpf
 	$(VENV)/bin/bee-trace bench
 
 clean:
-	rm -rf $(BUILD) $(BPF_OBJECT)
+	rm -rf $(BUILD) $(BPF_OBJECT) $(dir $(BPF_OBJECT))build-info.json

@@ -6,6 +6,7 @@ import os
 import platform
 import sys
 
+from .buildinfo import describe_build, kernel_btf_info, object_info
 from .kernel import BTF_PATH, OBJECT_PATH, PROBE_TYPES, TRACEFS, Kernel, SetupError, ensure_tracefs
 
 
@@ -24,6 +25,7 @@ def run_check() -> int:
         _libbpf = None  # type: ignore[assignment]
     rows.append(("BPF object", OBJECT_PATH.exists(),
                  str(OBJECT_PATH) if OBJECT_PATH.exists() else "not built: run `make bpf`"))
+    rows += object_rows()
     tracefs_ok = False
     if root:
         try:
@@ -56,3 +58,17 @@ def run_check() -> int:
     usable = all(ok for name, ok, _ in rows if not name.startswith("probe ")) and attached > 0
     print("monitoring: " + ("possible" if usable else "NOT possible"), file=sys.stderr)
     return 0 if usable else 2
+
+
+def object_rows() -> list[tuple[str, bool, str]]:
+    """Which object runs (sha256, how it was built) and against which kernel BTF."""
+    rows: list[tuple[str, bool, str]] = []
+    obj = object_info(OBJECT_PATH)
+    if obj.get("exists"):
+        rows.append(("object sha256", True, obj["sha256"]))
+        rows.append(("object build", True, describe_build(obj.get("build"))))
+    btf = kernel_btf_info(BTF_PATH)
+    if btf.get("exists"):
+        rows.append(("kernel BTF", True, f"{btf['path']} of {btf['kernel']} "
+                                         f"({btf['size']} bytes, sha256 {btf['sha256'][:16]})"))
+    return rows

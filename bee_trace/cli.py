@@ -31,7 +31,7 @@ def _run_parser(p: argparse.ArgumentParser) -> None:
                    help="show UID, loopback traffic and process lifecycle events")
     p.add_argument("--config", help="policy file (default: .github/security.yml if present)")
     p.add_argument("--output", "-o", help="write the event stream / report here")
-    p.add_argument("--format", choices=("table", "jsonl", "json", "markdown", "csv"), default="table")
+    p.add_argument("--format", choices=("table", "jsonl", "json", "markdown", "csv", "ocsf"), default="table")
     p.add_argument("--filter-severity", choices=SEVERITIES, default="low", help="minimum severity shown")
     p.add_argument("--no-header", action="store_true", help="no table header")
     p.add_argument("--timestamp-format", choices=("iso8601", "unix", "relative"), default="iso8601")
@@ -40,6 +40,8 @@ def _run_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ready-file", help="create this file once the probes are attached")
     p.add_argument("--profile", choices=("max-coverage", "balanced", "max-performance"),
                    help="coverage/cost trade-off (default: performance.profile of the policy)")
+    from .fleet import add_run_args
+    add_run_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,6 +195,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                         header=not args.no_header, timestamp_format=args.timestamp_format,
                         start_ns=start_ns)
     sinks = chain.sinks
+    from .fleet import FleetOutputs
+    try:
+        fleet = FleetOutputs.start(args, cfg, chain, out_file, args.verbose,
+                                   _build_info() if args.metrics_address else {})
+    except (ValueError, OSError) as e:
+        return _fail(str(e))
 
     pipeline = Pipeline(PipelineOptions(probes=probes, config=cfg, command=args.command,
                                         min_severity=args.filter_severity, profile=args.profile), sinks)
@@ -200,10 +208,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         pipeline.start()
     except SetupError as e:
+        fleet.close()
         return _fail(str(e))
     if args.ready_file:
         open(args.ready_file, "w").close()
     failed = [s for s in pipeline.kernel.coverage if s.state.startswith("failed")]
+    report.metadata["coverage"] = {s.section: s.state for s in pipeline.kernel.coverage}
     for s in failed:
         print(f"bee-trace: warning: {s.section} not attached ({s.state})", file=sys.stderr)
     deadline = time.monotonic() + args.duration if args.duration else None
@@ -214,17 +224,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             if deadline is not None:
                 timeout = max(0.0, min(pipeline.poll_timeout(), deadline - time.monotonic()))
             pipeline.step(timeout)
+            fleet.tick(pipeline)
             if args.verbose and time.monotonic() >= next_status:
                 next_status = time.monotonic() + STATUS_INTERVAL_S
                 print(status_line(pipeline.loss_summary()), file=sys.stderr)
     finally:
         loss = pipeline.stop()
         chain.close()
+        loss = fleet.finish(loss)
     interrupted = stop.signal is not None and deadline is not None
     verdict = "interrupted" if interrupted else loss["verdict"]
     end_ns = time.time_ns()
     report.finish({"end": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "end_ns": end_ns,
                    "duration_s": round((end_ns - start_ns) / 1e9, 3)}, loss, verdict)
+    fleet.report_end(loss, verdict)
+    fleet.close()
     if chain.jsonl_stream is not None:
         chain.jsonl_stream.write(to_json_line(report.summary_record()))
         chain.jsonl_stream.flush()
@@ -242,6 +256,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 STATUS_INTERVAL_S = 10.0
+
+
+def _build_info() -> dict[str, str]:
+    from . import __version__
+    from .buildinfo import object_info
+    from .kernel import OBJECT_PATH
+    import platform
+    obj = object_info(OBJECT_PATH)
+    return {"version": __version__, "object_sha256": obj.get("sha256", ""), "kernel": platform.release()}
 
 
 def status_line(loss: dict[str, Any]) -> str:

@@ -95,6 +95,7 @@ def header_fields(rec: np.void, ctx: DecodeContext) -> Event:
         "exe": info.exe if info else "",
         "cmdline": info.cmdline if info else "",
         "ancestry": ctx.procs.ancestry(tgid, ppid) if info else [],
+        "ancestry_pids": ctx.procs.ancestry_pids(tgid, ppid) if info else [],
         "start_time": iso_ts(info.start_ns + ctx.realtime_offset_ns) if info and info.start_ns else None,
         "cgroup_id": int(h["cgroup_id"]),
         "cpu": int(h["cpu"]),

@@ -117,6 +117,20 @@ class ProcCache:
             cur = info.ppid if cur != pid or ppid is None else ppid
         return list(reversed(chain))
 
+    def ancestry_pids(self, pid: int, ppid: int | None = None) -> list[int]:
+        """The pids of ancestry() (same walk, same order): tells two processes of one name apart."""
+        chain: list[int] = []
+        seen: set[int] = set()
+        cur: int | None = pid
+        while cur and cur not in seen and len(chain) < ANCESTRY_MAX:
+            seen.add(cur)
+            info = self.get(cur, refresh=False)
+            if info is None:
+                break
+            chain.append(cur)
+            cur = info.ppid if cur != pid or ppid is None else ppid
+        return list(reversed(chain))
+
     def seed(self) -> None:
         """Fill the cache from /proc at start."""
         for name in os.listdir("/proc"):

@@ -62,7 +62,10 @@ def ancestry_chain(ev: dict) -> list[str]:
     anc = ev.get("ancestry")
     chain = [_str(a) for a in anc] if isinstance(anc, list) else []
     comm = _str(ev.get("comm"))
-    if comm:
+    pids = ev.get("ancestry_pids")
+    # Decoded events' ancestry already ends with the process itself.
+    includes_self = bool(pids) and isinstance(pids, list) and pids[-1] == ev.get("pid")
+    if comm and not includes_self:
         chain.append(comm)
     return chain
 
@@ -177,6 +180,7 @@ class Report:
             f = self.findings[key] = {
                 "severity": sev, "rule": key[1], "comm": key[2], "exe": key[3],
                 "detail": key[4], "pid": ev.get("pid"), "ancestry": ancestry_chain(ev),
+                "ancestry_pids": list(ev.get("ancestry_pids") or []), "ppid": ev.get("ppid"),
                 "cmdline": _str(ev.get("cmdline")), "first_ts": ev.get("ts"),
                 "last_ts": ev.get("ts"), "count": 0, "risk": ev.get("risk"),
             }
@@ -289,81 +293,9 @@ class Report:
         return json.dumps(escape.json_safe_obj(doc), ensure_ascii=False, indent=2, default=str)
 
     def to_markdown(self) -> str:
-        md = escape.markdown
-        meta = self.full_metadata()
-        out: list[str] = ["## bee-trace security report", ""]
-        verdict = self.verdict or "unknown"
-        out.append(f"**Verdict:** {md(verdict)} · **Events:** {self.total} · "
-                   f"**High or critical:** {self.count_at_least('high')}")
-        out.append("")
-        out += ["| Run | |", "|---|---|"]
-        if meta.get("config") is None:
-            meta["config"] = "(built-in defaults)"
-        for key in ("start", "end", "duration_s", "host", "version", "probe_types", "config",
-                    "command"):
-            if meta.get(key) not in (None, "", []):
-                v = meta[key]
-                v = ", ".join(_str(x) for x in v) if isinstance(v, list) else v
-                out.append(f"| {md(key)} | {md(v)} |")
-        out.append("")
-
-        out += ["### Summary", "", "| Kind | " + " | ".join(SEVERITIES) + " | total |",
-                "|---|" + "---:|" * (len(SEVERITIES) + 1)]
-        for kind in sorted(self.by_kind):
-            cells = [str(self.by_kind_severity.get((kind, s), 0)) for s in SEVERITIES]
-            out.append(f"| {md(kind)} | " + " | ".join(cells) + f" | {self.by_kind[kind]} |")
-        totals = [str(self.by_severity.get(s, 0)) for s in SEVERITIES]
-        out.append("| **total** | " + " | ".join(totals) + f" | {self.total} |")
-        out.append("")
-
-        out += ["### Findings", ""]
-        findings = self.sorted_findings()
-        if not findings:
-            out += ["No findings of medium severity or above.", ""]
-        for sev in reversed(SEVERITIES):
-            group = [f for f in findings if f["severity"] == sev]
-            if not group:
-                continue
-            out += [f"#### {sev} ({sum(f['count'] for f in group)})", "",
-                    "| Rule | Process | Detail | Count | First seen |", "|---|---|---|---:|---|"]
-            for f in group:
-                chain = " → ".join(md(c) for c in f["ancestry"]) or md(f["comm"])
-                proc = f"{chain} (pid {md(f['pid'])})"
-                out.append(f"| {md(f['rule'])} | {proc} | {md(f['detail'])} | {f['count']} "
-                           f"| {md(f['first_ts'])} |")
-            if self.findings_overflow.get(sev):
-                out.append(f"\n{self.findings_overflow[sev]} more {sev} events not listed.")
-            out.append("")
-
-        dests = self.sorted_destinations()
-        if dests:
-            out += ["### Network destinations", "",
-                    "| Domain | Address | Port | Protocol | Action | Count |",
-                    "|---|---|---:|---|---|---:|"]
-            for d in dests:
-                out.append(f"| {md(d['domain'] or '')} | {md(d['daddr'])} | {md(d['dport'])} "
-                           f"| {md(d['protocol'])} | {md(d['action'])} | {d['count']} |")
-            if self.destinations_overflow:
-                out.append(f"\n{self.destinations_overflow} connections to further destinations not listed.")
-            out.append("")
-
-        out += ["### Coverage and loss", ""]
-        out.append(f"Verdict: **{md(verdict)}**.")
-        out.append("")
-        rows = [(k, v) for k, v in _flatten(self.loss)] if self.loss else []
-        if rows:
-            out += ["| Counter | Value |", "|---|---:|"]
-            out += [f"| {md(k)} | {md(v)} |" for k, v in rows]
-        else:
-            out.append("No loss counters were recorded.")
-        kept = sum(len(h) for h in self._kept.values())
-        out.append("")
-        out.append(f"Report keeps {kept} of {self.records} event records "
-                   f"(max {self.cap} per kind); counts above are exact.")
-        for note in self.notes:
-            out.append("")
-            out.append(md(note))
-        return "\n".join(out) + "\n"
+        """Verdict and reasons, findings as a process tree, destinations, coverage and loss."""
+        from .mdreport import render
+        return render(self)
 
     def to_csv(self) -> str:
         buf = io.StringIO()

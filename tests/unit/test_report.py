@@ -149,7 +149,8 @@ def test_markdown_escapes_hostile_names() -> None:
             while j < len(lines) and lines[j].startswith("|"):
                 assert _pipes(lines[j]) == cols, lines[j]
                 j += 1
-    assert "bash → python3 → cat" in md
+    # Findings as a process tree: bash → python3 → cat, each level one list indent deeper.
+    assert "\n- bash\n  - python3\n" in md and "\n    - 🟠 **cat (pid 42)**" in md
     assert "### Coverage and loss" in md and "ring\\_full.bulk" in md
     assert "### Network destinations" in md and "github.com" in md
 
