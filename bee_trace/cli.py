@@ -259,10 +259,11 @@ STATUS_INTERVAL_S = 10.0
 
 
 def _build_info() -> dict[str, str]:
+    import platform
+
     from . import __version__
     from .buildinfo import object_info
     from .kernel import OBJECT_PATH
-    import platform
     obj = object_info(OBJECT_PATH)
     return {"version": __version__, "object_sha256": obj.get("sha256", ""), "kernel": platform.release()}
 

@@ -30,7 +30,7 @@ class FleetOutputs:
 
     @classmethod
     def start(cls, args: argparse.Namespace, cfg: Any, chain: OutputChain, out_file: IO[str] | None,
-              verbose: bool, info: dict[str, str]) -> "FleetOutputs":
+              verbose: bool, info: dict[str, str]) -> FleetOutputs:
         """Adds the sinks to chain.sinks (before the pipeline takes the list). ValueError or
         OSError: a flag that cannot work (bad address, port taken, missing package)."""
         self = cls()

@@ -73,12 +73,12 @@ def verdict_reasons(verdict: str, loss: dict[str, Any], notes: list[str]) -> lis
 class Node:
     name: str
     pid: Any = None
-    children: dict[tuple, "Node"] = field(default_factory=dict)
+    children: dict[tuple, Node] = field(default_factory=dict)
     findings: list[dict] = field(default_factory=list)
     exe: str = ""
     cmdline: str = ""
 
-    def child(self, name: str, pid: Any) -> "Node":
+    def child(self, name: str, pid: Any) -> Node:
         key = (pid, name) if pid is not None else (None, name)
         node = self.children.get(key)
         if node is None:

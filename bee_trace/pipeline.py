@@ -15,8 +15,8 @@ from . import patterns
 from . import records as R
 from .classify import classify, env_secret_names, meets
 from .config import Config, default_config
-from .critical import FoldTracker
 from .control import Backpressure, Governor, Tuning, WakeTuner, tuning_for
+from .critical import FoldTracker
 from .decode import DecodeContext, Event, decode_record, iso_ts
 from .identity import any_match
 from .inodes import MAX_INODES, WatchedInode, kernel_dev, watched_inodes

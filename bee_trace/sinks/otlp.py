@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..escape import json_safe
 from . import Run
@@ -69,7 +70,8 @@ def body(ev: dict[str, Any]) -> str:
     if kind == "file":
         what = f"{ev.get('access', 'open')} {ev.get('path', '')}"
     elif kind == "network":
-        what = f"{ev.get('action', '')} {ev.get('protocol', '')} {ev.get('domain') or ev.get('daddr', '')}:{ev.get('dport', '')}"
+        dest = ev.get("domain") or ev.get("daddr", "")
+        what = f"{ev.get('action', '')} {ev.get('protocol', '')} {dest}:{ev.get('dport', '')}"
     elif kind == "memory":
         what = f"{ev.get('technique', '')} on {ev.get('target_comm', '')}[{ev.get('target_pid', '')}]"
     else:
@@ -132,7 +134,8 @@ class OtlpLogSink:
         self.provider = LoggerProvider(resource=Resource.create(attrs))
         # The processor's own queue is as large as ours and we never let more than max_queue
         # events be pending, so the SDK never drops silently: every loss is counted here.
-        self.processor = BatchLogRecordProcessor(self.exporter, schedule_delay_millis=schedule_delay_ms,
+        self.processor = BatchLogRecordProcessor(self.exporter,  # type: ignore[arg-type]
+                                                 schedule_delay_millis=schedule_delay_ms,
                                                  max_export_batch_size=min(max_batch, max_queue),
                                                  max_queue_size=max_queue)
         self.provider.add_log_record_processor(self.processor)

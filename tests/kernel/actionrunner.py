@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-
 from wheelenv import REPO, built_wheel
 
 _EXPR = re.compile(r"\$\{\{\s*inputs\.([\w-]+)\s*\}\}")

@@ -25,7 +25,8 @@ def _agent(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     deadline = time.monotonic() + 30
     while not ready.exists() and agent.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert ready.exists(), agent.stderr.read() if agent.poll() is not None else "agent not ready"
+    err = agent.stderr.read() if agent.stderr and agent.poll() is not None else "agent not ready"
+    assert ready.exists(), err
     return agent, out
 
 

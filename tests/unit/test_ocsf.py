@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 import pytest
 from ocsf.v1_5_0.events import DetectionFinding, FileActivity, NetworkActivity, ProcessActivity
-from py_ocsf_models.events.findings.detection_finding import DetectionFinding as PyDetectionFinding
+from py_ocsf_models.events.findings.detection_finding import (  # type: ignore[import-untyped]
+    DetectionFinding as PyDetectionFinding,
+)
 
 from bee_trace.sinks import Run
 from bee_trace.sinks.ocsf import OcsfSink, to_ocsf
@@ -45,7 +48,7 @@ EVENTS = {
 
 
 def _validate(doc: dict) -> None:
-    cls = CLASSES[doc["class_uid"]]
+    cls: Any = CLASSES[doc["class_uid"]]
     cls.model_validate(doc)
     allowed = set(cls.model_fields)
     for profile in doc["metadata"].get("profiles", []):

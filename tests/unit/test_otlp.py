@@ -7,10 +7,10 @@ import socket
 import time
 
 import pytest
+from otlpreceiver import Receiver
 
 from bee_trace.sinks import Run
 from bee_trace.sinks.otlp import OtlpLogSink, attributes
-from otlpreceiver import Receiver
 
 
 def _ev(i: int, **kw):
