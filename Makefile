@@ -14,7 +14,7 @@ APT_PACKAGES := clang-19 llvm-19 libbpf-dev libbpf1 bpftool python3-venv make
 # Only the tests need these: a real Prometheus server scrapes --metrics-address.
 TEST_APT_PACKAGES := prometheus
 
-.PHONY: all deps apt test-apt venv bpf run test lint clean bench
+.PHONY: all deps apt test-apt bench-apt venv bpf run test lint clean bench
 
 all: deps bpf
 
@@ -73,7 +73,17 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-bench: deps bpf
+# The comparison rows need the tools they compare with.
+BENCH_APT_PACKAGES := bpftrace auditd
+
+bench-apt:
+	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+bench: deps bench-apt bpf
 	$(VENV)/bin/bee-trace bench
 
 clean:

@@ -22,10 +22,12 @@ def fold_key(ev: Event) -> FoldKey | None:
         return None
     if ev["kind"] == "file" and ev.get("access") in ("read", "write") and ev.get("ino"):
         write = 1 if ev["access"] == "write" else 0
-        return (ev["pid"], R.EV_FILE, ev["ino"], ev["dev"] | write << 32)
+        uid = ev.get("uid", 0) & 0x7FFFFFFF
+        return (ev["pid"], R.EV_FILE, ev["ino"], ev["dev"] | write << 32 | uid << 33)
     if ev["kind"] == "memory":
         tech = next((k for k, v in R.TECHNIQUES.items() if v == ev.get("technique")), 0)
-        return (ev["pid"], R.EV_MEM, tech | ev.get("ptrace_request", 0) << 8, ev["target_pid"])
+        request = ev.get("ptrace_request", 0) & 0xFFFFFF
+        return (ev["pid"], R.EV_MEM, tech | request << 8 | ev.get("uid", 0) << 32, ev["target_pid"])
     return None
 
 

@@ -346,13 +346,13 @@ class Pipeline:
             watched = self.inodes.get((b & 0xFFFFFFFF, a))
             if watched is None:
                 return None
-            ev.update(kind="file", path=watched.path, dev=b & 0xFFFFFFFF, ino=a,
-                      access="write" if b >> 32 else "read")
+            ev.update(kind="file", path=watched.path, dev=b & 0xFFFFFFFF, ino=a, uid=b >> 33,
+                      access="write" if b >> 32 & 1 else "read")
         elif kind == R.EV_MEM:
             ev.update(kind="memory", technique=R.TECHNIQUES.get(a & 0xFF, "unknown"),
-                      target_pid=b, target_comm="")
-            if a >> 8:
-                ev["ptrace_request"] = a >> 8
+                      target_pid=b, target_comm="", uid=a >> 32)
+            if a >> 8 & 0xFFFFFF:
+                ev["ptrace_request"] = a >> 8 & 0xFFFFFF
         else:
             return None
         classify(ev, self.cfg)

@@ -41,6 +41,18 @@ BEE_MAP struct {
 	__type(value, struct spill_value);
 } crit_scratch SEC(".maps");
 
+/* Fold-key fields (bee_trace/critical.py computes the same): the uid is part of what an event
+ * says, so a process that changes credentials between two identical calls gets two events. */
+static __always_inline __u64 fold_mem_a(__u32 tech, __u64 request)
+{
+	return tech | (request & 0xffffff) << 8 | (__u64)(__u32)bpf_get_current_uid_gid() << 32;
+}
+
+static __always_inline __u64 fold_file_b(__u32 dev, int write)
+{
+	return dev | (__u64)(write & 1) << 32 | (__u64)((__u32)bpf_get_current_uid_gid() & 0x7fffffff) << 33;
+}
+
 /* 1 when an identical event of this process already went out in the current window: it is
  * counted (DROP_FOLDED, and in crit_fold for the reader), not sent. */
 static __always_inline int crit_folded(struct counters *c, struct settings *s, struct fold_key *k)

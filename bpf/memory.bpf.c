@@ -20,7 +20,7 @@ static __always_inline int emit_mem_target(__u32 tech, __u32 target, const char 
 {
 	struct settings *s = get_settings();
 	__u32 self = bpf_get_current_pid_tgid() >> 32;
-	struct fold_key k = { .tgid = self, .type = EV_MEM, .a = tech | request << 8, .b = target };
+	struct fold_key k = { .tgid = self, .type = EV_MEM, .a = fold_mem_a(tech, request), .b = target };
 	struct counters *c;
 	struct event *e;
 

@@ -170,7 +170,7 @@ static __always_inline void emit_proc_open(struct counters *c, struct settings *
 	/* A process reading its own /proc entries is not an event. */
 	if (!tech || pt.tgid == t->tgid)
 		return;
-	struct fold_key k = { .tgid = t->tgid, .type = EV_MEM, .a = tech, .b = pt.tgid };
+	struct fold_key k = { .tgid = t->tgid, .type = EV_MEM, .a = fold_mem_a(tech, 0), .b = pt.tgid };
 
 	if (crit_folded(c, s, &k))
 		return;
@@ -207,7 +207,7 @@ static __always_inline void emit_file_open(struct counters *c, struct settings *
 	long n;
 	int write = (f->f_mode & FMODE_WRITE) || (f->f_flags & O_TRUNC);
 	struct fold_key k = { .tgid = t->tgid, .type = EV_FILE, .a = key->ino,
-			      .b = key->dev | ((__u64)write << 32) };
+			      .b = fold_file_b(key->dev, write) };
 
 	/* A flood of one file by one process costs one record per window. */
 	if (crit_folded(c, s, &k))

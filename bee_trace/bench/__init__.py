@@ -587,7 +587,8 @@ def render(results: dict[str, Any]) -> str:
             ["getppid(2) (no probe but the compat one)", "ns/op (median)", "added ns (median)", "spread"],
             [["baseline", fmt_num(r["baseline_ns"]), "", ""],
              ["bee-trace (compat probe, raw_tp/sys_exit)", fmt_num(r["median_ns"]),
-              f"{r['added_ns']:+.0f}", fmt_num(r["spread_ns"])]],
+              f"{r['added_ns']:+.0f}",
+              "–".join(fmt_num(x) for x in r["spread_ns"]) if r["spread_ns"] else ""]],
             title=f"1b. compat probe on a native syscall ({r['trials']} trials × {r['ops_per_trial']:,} ops)"))
     if "openat" in rows:
         r = rows["openat"]

@@ -258,4 +258,4 @@ def test_killed_agent_stream_is_reported_as_interrupted(tmp_path: Path) -> None:
     assert doc["verdict"] == "interrupted"
     assert doc["summary"]["by_kind"] == {"file": 1}
     md = cli("report", str(out), cwd=tmp_path)
-    assert "**Verdict:** interrupted" in md.stdout
+    assert "Verdict: interrupted" in md.stdout
