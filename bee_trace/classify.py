@@ -198,12 +198,16 @@ def is_loopback(daddr: str) -> bool:
 
 
 def domain_matches(domain: str | None, patterns: Iterable[str]) -> str | None:
-    """Pattern that ``domain`` equals or is a subdomain of (case-insensitive), else None."""
+    """Pattern that ``domain`` equals or is a subdomain of (case-insensitive), else None;
+    a pattern "*.x" matches subdomains of x only."""
     if not domain or not isinstance(domain, str):
         return None
     d = domain.lower().rstrip(".")
     for p in patterns:
-        if d == p or d.endswith("." + p):
+        if p.startswith("*."):
+            if d.endswith(p[1:]):
+                return p
+        elif d == p or d.endswith("." + p):
             return p
     return None
 
@@ -215,6 +219,11 @@ def _classify_network(ev: dict, cfg: Config) -> None:
     domain = ev.get("domain") if isinstance(ev.get("domain"), str) else None
     blocked_sev = max_severity("high", levels["blocked_connection"])
 
+    if ev.get("op") == "socket":
+        # A raw/packet/ICMP/vsock socket: it sends without a destination the hooks could check.
+        _set(ev, blocked_sev if ev.get("action") == "blocked" else "high", "network.bypass_socket",
+             "blocked_connection" if ev.get("action") == "blocked" else "network_connection", 0.9)
+        return
     if ev.get("action") == "blocked":
         _set(ev, blocked_sev, "network.blocked", "blocked_connection", 1.0)
         return
@@ -223,6 +232,10 @@ def _classify_network(ev: dict, cfg: Config) -> None:
         return
     if domain_matches(domain, net.blocked_domains):
         _set(ev, blocked_sev, "network.blocked_domain", "blocked_connection", 0.9)
+        return
+    if ev.get("not_allowed"):
+        # The kernel's allowlist verdict (allow_loopback false makes loopback count too).
+        _set(ev, "high", "network.not_allowed", "network_connection", 0.6)
         return
     if addr is not None and addr.is_loopback:
         _set(ev, "low", "network.loopback", "network_connection", 0.0)

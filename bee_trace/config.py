@@ -132,6 +132,10 @@ class NetworkConfig:
     alert_on_any_connection: bool = False
     mode: str = "audit"
     report_loopback: bool = False
+    # Egress policy (issue 10): enforced in the kernel in block mode.
+    allowed_ips: tuple[str, ...] = ()
+    dns_servers: tuple[str, ...] = ()       # empty: the nameservers of /etc/resolv.conf
+    allow_loopback: bool = True
 
     @cached_property
     def blocked_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -379,6 +383,25 @@ def v_domain(ctx: _Ctx, node: yaml.Node, key: str) -> str:
     return v
 
 
+def v_domain_pattern(ctx: _Ctx, node: yaml.Node, key: str) -> str:
+    """allowed_domains: "x" is x and its subdomains, "*.x" only its subdomains (kept as written)."""
+    raw = v_str(ctx, node, key).strip().lower().rstrip(".")
+    wildcard = raw.startswith("*.")
+    v = raw[2:] if wildcard else raw
+    if not v or not re.fullmatch(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?", v) or ".." in v:
+        raise ctx.err(node, key, f"{raw!r} is not a domain name or *.domain")
+    return ("*." if wildcard else "") + v
+
+
+def v_ip(ctx: _Ctx, node: yaml.Node, key: str) -> str:
+    v = v_str(ctx, node, key).strip()
+    try:
+        ipaddress.ip_address(v.split("%", 1)[0])
+    except ValueError:
+        raise ctx.err(node, key, f"{v!r} is not an IP address") from None
+    return v
+
+
 def v_glob(ctx: _Ctx, node: yaml.Node, key: str) -> str:
     v = v_str(ctx, node, key)
     try:
@@ -473,11 +496,14 @@ _SCHEMA = v_section(
             {
                 "blocked_ips": v_list(v_ip_or_cidr),
                 "blocked_domains": v_list(v_domain),
-                "allowed_domains": v_list(v_domain),
+                "allowed_domains": v_list(v_domain_pattern),
                 "monitored_ports": v_list(v_int(1, 65535)),
                 "alert_on_any_connection": v_bool,
                 "mode": v_enum(*MODES),
                 "report_loopback": v_bool,
+                "allowed_ips": v_list(v_ip_or_cidr),
+                "dns_servers": v_list(v_ip),
+                "allow_loopback": v_bool,
             },
         ),
         "files": v_section(
@@ -586,10 +612,13 @@ _COMMENTS: dict[str, str] = {
     "network.blocked_ips": "IP addresses or CIDR ranges; connections to them are high severity "
                            "(and denied in block mode)",
     "network.blocked_domains": "Domains (and their subdomains) to flag / block",
-    "network.allowed_domains": "If non-empty, connections to any other domain (or an unknown one) are high severity",
+    "network.allowed_domains": "If non-empty, connections to any other domain (or an unknown one) are high severity, and refused in block mode; 'x' = x and its subdomains, '*.x' = subdomains only",
+    "network.allowed_ips": "Addresses or CIDRs always allowed (with allowed_domains: the allowlist enforced in block mode)",
+    "network.dns_servers": "Resolvers the job may query and whose answers name destinations (default: nameservers of /etc/resolv.conf)",
+    "network.allow_loopback": "Loopback destinations pass the allowlist (false: filtered like any other address)",
     "network.monitored_ports": "Only report these destination ports (empty = all ports)",
     "network.alert_on_any_connection": "Raise every outbound connection to high severity (air-gapped jobs)",
-    "network.mode": "audit = report only; block = deny blocked destinations in the kernel",
+    "network.mode": "audit = report only; block = refuse blocked destinations, addresses outside the allowlist and raw/packet sockets in the kernel",
     "network.report_loopback": "Also report connections to 127.0.0.0/8 and ::1",
     "files": "Secret file monitoring. Globs: ** = any number of directories, * and ? stay in one directory;\n"
              "a pattern without a leading / matches at any depth",

@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 
 from . import records as R
-from .dns import DnsTracker, parse_query
+from .egress.names import DomainTable
 from .procinfo import ProcCache, decode
 
 AF_INET, AF_INET6 = 2, 10
 PROTOCOLS = {6: "tcp", 17: "udp"}
 DNS_PORT = 53
-NET_PAYLOAD_LEN = 64
 EXEC_ARGS_LEN = 120
 EXEC_FILENAME_LEN = 128
 # Lifecycle records always feed the process cache; these operations are also output as events.
@@ -37,7 +36,7 @@ CHUNKS_PENDING_MAX = 4096  # chains whose record was lost never complete: bound 
 @dataclass
 class DecodeContext:
     procs: ProcCache = field(default_factory=ProcCache)
-    dns: DnsTracker = field(default_factory=DnsTracker)
+    names: DomainTable = field(default_factory=DomainTable)
     realtime_offset_ns: int = field(default_factory=_boot_to_realtime_ns)
     # EV_PATH continuations by (tid, chain): {what: {index: bytes}} until their record arrives.
     chunks: dict[tuple[int, int], dict[int, dict[int, bytes]]] = field(default_factory=dict)
@@ -245,36 +244,57 @@ def decode_net(rec: np.void, ctx: DecodeContext) -> Event:
     flags = int(rec["h"]["flags"])
     family, daddr = net_daddr(int(n["family"]), bytes(n["daddr"]))
     proto_num = int(n["protocol"])
-    protocol = PROTOCOLS.get(proto_num, str(proto_num))
     dport = int(n["dport"])
+    # Named only when a DNS answer the kernel learned mapped a name to this very address.
+    domain = ctx.names.name(daddr, int(n["name_hash"])) if flags & R.EVF_LEARNED else None
     ev.update({
         "kind": "network",
-        "protocol": protocol,
+        "protocol": PROTOCOLS.get(proto_num, str(proto_num)),
         "family": family,
         "daddr": daddr,
         "dport": dport,
         "action": "blocked" if int(n["action"]) else "allowed",
         "blocklisted": bool(flags & R.EVF_BLOCKED),
-        "domain": None,
+        "domain": domain,
+        "domain_source": "answer" if domain else None,
         "loopback": bool(flags & R.EVF_LOOPBACK),
-        "syscall": int(n["syscall"]),
+        "hook": R.NET_HOOKS.get(int(n["hook"]), "unknown"),
     })
-    if flags & R.EVF_READ_FAULT:
-        ev["read_fault"] = True
-    payload_len = int(n["payload_len"])
-    if protocol == "udp" and dport == DNS_PORT:
-        if payload_len:
-            head = bytes(n["payload"])[:min(payload_len, NET_PAYLOAD_LEN)]
-            q = parse_query(head)
-            ev["dns_query"] = q.name if q else None
-            if q:
-                if q.qtype is not None:
-                    ev["dns_qtype"] = q.qtype
-                ctx.dns.note_query(ev["pid"], q.name, ev["boot_ns"])
-        # The resolver's own address is not named after the queries sent to it.
-        ev["domain"] = ctx.dns.hosts().get(daddr) if daddr else None
-    elif daddr:
-        ev["domain"] = ctx.dns.attribute(ev["pid"], ev["ppid"], daddr, ev["boot_ns"])
+    reason = R.EGRESS_REASONS.get(int(n["reason"]))
+    if reason:
+        ev["policy"] = reason
+    if flags & R.EVF_WOULD_BLOCK:
+        ev["not_allowed"] = True
+    return ev
+
+
+def decode_dns(rec: np.void, ctx: DecodeContext) -> Event | None:
+    """A DNS answer learned in the kernel: feeds the name table, not output by itself."""
+    ctx.names.note(rec)
+    return None
+
+
+SOCKET_FAMILIES = {2: "ipv4", 10: "ipv6", 17: "packet", 40: "vsock"}
+SOCKET_TYPES = {1: "stream", 2: "dgram", 3: "raw", 5: "seqpacket", 10: "packet"}
+
+
+def decode_sock(rec: np.void, ctx: DecodeContext) -> Event:
+    ev = header_fields(rec, ctx)
+    s = rec["u"]["sock"]
+    fam, typ, proto = int(s["family"]), int(s["type"]), int(s["protocol"])
+    ev.update({
+        "kind": "network",
+        "op": "socket",
+        "family": SOCKET_FAMILIES.get(fam, str(fam)),
+        "socket_type": SOCKET_TYPES.get(typ & 0xf, str(typ)),
+        "protocol": {1: "icmp", 58: "icmpv6", 6: "tcp", 17: "udp"}.get(proto, str(proto)),
+        "daddr": None,
+        "dport": None,
+        "domain": None,
+        "action": "blocked" if int(s["action"]) else "allowed",
+    })
+    if int(s["action"]) == 2:
+        ev["enforcement"] = "killed"      # no hook can refuse this family: the process was killed
     return ev
 
 
@@ -340,6 +360,8 @@ DECODERS: dict[int, Decoder] = {
     R.EV_PATH: decode_chunk,
     R.EV_MEM: decode_mem,
     R.EV_NET: decode_net,
+    R.EV_DNS: decode_dns,
+    R.EV_SOCK: decode_sock,
     R.EV_EXEC: decode_exec,
     R.EV_FORK: decode_fork,
     R.EV_EXIT: decode_exit,

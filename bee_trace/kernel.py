@@ -23,12 +23,13 @@ BTF_PATH = Path(os.environ.get("BEE_TRACE_BTF") or "/sys/kernel/btf/vmlinux")
 PROBE_TYPES = ("file_monitor", "network_monitor", "memory_monitor")
 # Which monitors need each program (by program-name prefix); process lifecycle feeds them all.
 _PROGRAM_GROUPS: dict[str, set[str]] = {
-    "block_": {"network_monitor"},      # only in network.mode block (cgroup hooks)
     "open_": {"file_monitor", "memory_monitor"},
     "compat_": {"file_monitor", "memory_monitor"},   # 32-bit syscalls (int 0x80, sysenter)
     "link_": {"file_monitor"},                         # link/symlink/rename of watched names
     "uring_": {"file_monitor", "network_monitor", "memory_monitor"},
-    "net_": {"network_monitor"},
+    "net_": {"network_monitor"},        # cgroup connect/sendmsg hooks (egress.bpf.c)
+    "dns_": {"network_monitor"},        # cgroup_skb ingress: DNS answers
+    "sock_": {"network_monitor"},       # cgroup sock_create: raw/packet/ICMP/vsock sockets
     "mem_": {"memory_monitor"},
     "proc_": {"file_monitor", "network_monitor", "memory_monitor"},
 }
@@ -118,12 +119,12 @@ class Kernel:
         self._obj = obj
         obj.map("ring_critical").set_max_entries(_ring_size(self.ring_critical_bytes))
         obj.map("ring_bulk").set_max_entries(_ring_size(self.ring_bulk_bytes))
-        for name in ("agg", "rate_buckets", "dns_socks", "crit_fold"):
+        for name in ("agg", "rate_buckets", "learned", "crit_fold"):
             obj.map(name).set_max_entries(self.table_entries)
         obj.map("spill").set_max_entries(self.spill_entries)
         for prog in obj.programs():
             groups = next((g for p, g in _PROGRAM_GROUPS.items() if prog.name.startswith(p)), set())
-            if not groups & self.probes or (prog.name.startswith("block_") and not self.block):
+            if not groups & self.probes:
                 prog.set_autoload(False)
                 self.coverage.append(ProgramStatus(prog.name, prog.section, "not-needed"))
             elif not tracepoint_exists(prog.section):
@@ -141,24 +142,35 @@ class Kernel:
             if prog.name in done:
                 continue
             try:
-                if prog.name.startswith("block_"):
+                if prog.section.startswith("cgroup"):
                     self._links.append(_attach_root_cgroup(prog))
                 else:
                     self._links.append(prog.attach())
                 self.coverage.append(ProgramStatus(prog.name, prog.section, "attached"))
-            except LibbpfError as e:
+            except (LibbpfError, SetupError) as e:
                 self.coverage.append(ProgramStatus(prog.name, prog.section, f"failed: {e}"))
+                if self.block and prog.section.startswith("cgroup"):
+                    # Enforcement that is not attached must not look like enforcement.
+                    self.close()
+                    raise SetupError(f"network.mode block: {prog.section} could not attach "
+                                     f"({e})") from e
 
     def start(self, file_filter: np.ndarray, self_tgid: int | None = None,
               high_filter: np.ndarray | None = None,
               blocked: list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None,
-              inodes: list[tuple[int, int]] | None = None, **settings: object) -> None:
+              inodes: list[tuple[int, int]] | None = None, egress: object | None = None,
+              **settings: object) -> None:
         """Load, configure, then attach (so no event is seen with an unconfigured filter)."""
         self.load()
         self.set_file_filter(file_filter, high_filter)
         for dev, ino in inodes or ():
             self.watch_inode(dev, ino)
         self.set_blocked(blocked or [])
+        if "network_monitor" in self.probes:
+            if egress is None:
+                from .egress.policy import EgressPolicy
+                egress = EgressPolicy(block=self.block)
+            egress.apply(self)  # type: ignore[attr-defined]
         self.set_settings(os.getpid() if self_tgid is None else self_tgid, **settings)
         self.attach()
 
@@ -184,6 +196,11 @@ class Kernel:
     def map_fd(self, name: str) -> int:
         assert self._obj is not None
         return self._obj.map(name).fd
+
+    def map(self, name: str) -> object:
+        """A map of the loaded object (libbpf Map: update, lookup, keys)."""
+        assert self._obj is not None
+        return self._obj.map(name)
 
     def ring_size(self, name: str) -> int:
         assert self._obj is not None
@@ -297,7 +314,8 @@ def cgroup2_root() -> str:
             parts = line.split()
             if len(parts) > 2 and parts[2] == "cgroup2":
                 return parts[1]
-    raise SetupError("network.mode block needs cgroup v2, which is not mounted")
+    raise SetupError("the network monitor needs cgroup v2 (its hooks attach to the root), "
+                     "which is not mounted")
 
 
 def _attach_root_cgroup(prog: object) -> Link:

@@ -18,6 +18,7 @@ from .config import Config, default_config
 from .control import Backpressure, Governor, Tuning, WakeTuner, tuning_for
 from .critical import FoldTracker
 from .decode import DecodeContext, Event, decode_record, iso_ts
+from .egress.policy import EgressPolicy
 from .identity import any_match
 from .inodes import MAX_INODES, WatchedInode, kernel_dev, watched_inodes
 from .kernel import Kernel, check_min_kernel
@@ -68,6 +69,8 @@ class Pipeline:
         self.stats = Stats()
         self.ctx = DecodeContext()
         self.ctx.procs.capacity = self.cfg.advanced.ebpf_params.max_entries_per_map
+        self.ctx.names.capacity = self.cfg.advanced.ebpf_params.max_entries_per_map
+        self.egress = EgressPolicy.from_config(self.cfg.network)
         self.tuning: Tuning = tuning_for(self.cfg, opts.profile)
         self.kernel = Kernel(
             probes=set(opts.probes),
@@ -99,6 +102,7 @@ class Pipeline:
         self.started_ns = 0
         self.stopped = False
         self._summary: dict[str, Any] = {}
+        self._egress_counts: dict[str, int] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -109,7 +113,7 @@ class Pipeline:
         self.kernel.start(patterns.build_filter(globs),
                           high_filter=patterns.build_filter(patterns.high_tier(globs)),
                           blocked=list(self.cfg.network.blocked_networks), bulk_idle=1,
-                          inodes=list(self.inodes), crit_fold_ns=CRIT_FOLD_NS,
+                          inodes=list(self.inodes), crit_fold_ns=CRIT_FOLD_NS, egress=self.egress,
                           **self.tuning.kernel_settings())
         try:
             self.ctx.procs.seed()
@@ -207,6 +211,14 @@ class Pipeline:
                 self.handle_batch(batch)
             batch = bulk.read_batch(BULK_CHUNK)
             if len(batch):
+                # A DNS answer's record (critical lane) is committed before any connect to the
+                # address it taught: read those first, so these connects are named.
+                while True:
+                    first = critical.read_batch()
+                    if not len(first):
+                        break
+                    n += len(first)
+                    self.handle_batch(first)
                 n += len(batch)
                 self.handle_batch(batch)
             total += n
@@ -220,6 +232,7 @@ class Pipeline:
         self.kernel.detach()
         if self.rings:
             self.drain(budget_s=None)
+        self._egress_counts = read_egress_counters(self.kernel) if "network_monitor" in self.kernel.probes else {}
         self.flush_aggregates()
         self.drain_spill()
         self.flush_folds()
@@ -265,8 +278,8 @@ class Pipeline:
                 run_template, rows = None, []
             rec = batch[i]
             ev = decode_record(rec, self.ctx)
-            if kind in (R.EV_EXEC, R.EV_EXIT) or (ev is not None and ev.get("dns_query")):
-                # New exe/ancestry, or a DNS query that may change how destinations are named.
+            if kind in (R.EV_EXEC, R.EV_EXIT):
+                # New exe/ancestry.
                 self.templates.forget(tgids[i])
             if ev is None:
                 continue
@@ -458,6 +471,15 @@ class Pipeline:
             ev["secret_env_names"] = names
         return True
 
+    def egress_summary(self) -> dict[str, Any]:
+        if "network_monitor" not in self.kernel.probes:
+            return {}
+        out: dict[str, Any] = {"mode": self.cfg.network.mode, "enforce": self.egress.enforce,
+                               "dns_servers": list(self.egress.dns_servers)}
+        out.update(self._egress_counts or {})
+        out["names_known"] = len(self.ctx.names)
+        return out
+
     # -- loss accounting ---------------------------------------------------------------------
     def loss_summary(self) -> dict[str, Any]:
         per_cpu = self.kernel.counters_per_cpu()
@@ -503,8 +525,29 @@ class Pipeline:
             "shed_raised": self.backpressure.raised,
             "governor": list(self.governor.actions),
             "process_cache_evictions": self.ctx.procs.evictions,
+            "egress": self.egress_summary(),
             "verdict": "complete" if lost == 0 else "degraded",
         }
+
+
+def read_egress_counters(kernel: Kernel) -> dict[str, int]:
+    """The egress counters summed over CPUs, and learned-table evictions (inserts that are no
+    longer in the table: entries are never deleted, so the difference is what the LRU evicted)."""
+    try:
+        m = kernel.map("egress_counters")
+    except Exception:  # noqa: BLE001 - network monitor off: no egress maps to read
+        return {}
+    stride = (R.egress_counters_dtype.itemsize + 7) & ~7
+    raw = m.lookup(b"\0\0\0\0", stride * kernel.ncpus)  # type: ignore[attr-defined]
+    if raw is None:
+        return {}
+    arr = np.frombuffer(raw, dtype=np.uint8).reshape(kernel.ncpus, stride)[:, :R.egress_counters_dtype.itemsize]
+    per_cpu = np.ascontiguousarray(arr).view(R.egress_counters_dtype).reshape(-1)
+    out = {n: int(per_cpu[n].sum()) for n in R.EGRESS_COUNTERS}
+    present = len(kernel.map("learned").keys(R.addr_key_dtype.itemsize))  # type: ignore[attr-defined]
+    out["learned_present"] = present
+    out["learned_evicted"] = max(0, out["learned_new"] - present)
+    return out
 
 
 def _summary_record(key: np.void, value: np.void) -> np.void:

@@ -38,6 +38,12 @@ CHUNK_PATH, CHUNK_REQUESTED, CHUNK_OLD = 0, 1, 2
 TIER_HIGH, TIER_LOW = 0, 1
 # dentry walk flags (bpf/vfs.h)
 DPATH_OVERFLOW, DPATH_DETACHED = 1, 2
+EVF_LEARNED, EVF_WOULD_BLOCK = 1 << 11, 1 << 12
+# enum net_hook, enum egress_reason (events.h)
+NET_HOOKS = {1: "connect", 2: "sendmsg"}
+EGRESS_REASONS = {0: None, 1: "learned", 2: "allowed_ip", 3: "dns_server", 4: "loopback",
+                  5: "not_allowed", 6: "blocked_ip", 7: "blocked_domain"}
+DNS_NAME_TAIL = 240
 # enum technique
 TECHNIQUES = {1: "ptrace", 2: "process_vm_readv", 3: "process_vm_writev", 4: "proc_mem",
               5: "proc_environ", 6: "proc_maps", 7: "pidfd_getfd", 8: "proc_fd"}
@@ -76,8 +82,18 @@ chunk_dtype = np.dtype([
 ])
 
 net_dtype = np.dtype([
-    ("family", "<u2"), ("dport", "<u2"), ("protocol", "u1"), ("action", "u1"), ("syscall", "<u2"),
-    ("daddr", "V16"), ("fd", "<i4"), ("payload_len", "<u4"), ("payload", "V64"),
+    ("family", "<u2"), ("dport", "<u2"), ("protocol", "u1"), ("action", "u1"), ("hook", "<u2"),
+    ("daddr", "V16"), ("name_hash", "<u8"), ("reason", "<u4"), ("_pad", "<u4"),
+    ("_reserved", "V56"),
+])
+
+dns_dtype = np.dtype([
+    ("addr", "V16"), ("name_hash", "<u8"), ("ttl", "<u4"), ("name_len", "<u2"), ("family", "u1"),
+    ("verdict", "u1"), ("name", f"V{DNS_NAME_TAIL}"),
+])
+
+sock_dtype = np.dtype([
+    ("family", "<u4"), ("type", "<u4"), ("protocol", "<u4"), ("action", "u1"), ("_pad", "V3"),
 ])
 
 mem_dtype = np.dtype([
@@ -99,9 +115,10 @@ agg_dtype = np.dtype([
 
 PAYLOAD_SIZE = 272
 payload_dtype = np.dtype({
-    "names": ["file", "chunk", "net", "mem", "proc", "uring", "agg"],
-    "formats": [file_dtype, chunk_dtype, net_dtype, mem_dtype, proc_dtype, uring_dtype, agg_dtype],
-    "offsets": [0, 0, 0, 0, 0, 0, 0],
+    "names": ["file", "chunk", "net", "mem", "proc", "uring", "agg", "dns", "sock"],
+    "formats": [file_dtype, chunk_dtype, net_dtype, mem_dtype, proc_dtype, uring_dtype, agg_dtype,
+                dns_dtype, sock_dtype],
+    "offsets": [0, 0, 0, 0, 0, 0, 0, 0, 0],
     "itemsize": PAYLOAD_SIZE,
 })
 
@@ -155,6 +172,19 @@ spill_value_dtype = np.dtype({"names": ["count", "ev"], "formats": ["<u8", event
 rate_key_dtype = np.dtype([("type", "<u4"), ("sid", "<u4")])
 rate_value_dtype = np.dtype([("tokens", "<u8"), ("last_ns", "<u8")])
 
+# bpf/egress.h
+egress_settings_dtype = np.dtype([
+    ("hash_key", "<u8"), ("ttl_floor_ns", "<u8"), ("ttl_cap_ns", "<u8"), ("enforce", "<u4"),
+    ("allow_loopback", "<u4"), ("block_sockets", "<u4"), ("_pad", "<u4"),
+])
+addr_key_dtype = np.dtype([("family", "<u4"), ("addr", "V16")])
+learned_value_dtype = np.dtype([
+    ("expires_ns", "<u8"), ("name_hash", "<u8"), ("verdict", "<u4"), ("_pad", "<u4"),
+])
+EGRESS_COUNTERS = ("dns_answers", "dns_untrusted", "dns_malformed", "learned_new",
+                   "learned_refreshed", "refused", "sockets_refused", "tcp_split")
+egress_counters_dtype = np.dtype([(n, "<u8") for n in EGRESS_COUNTERS])
+
 # C struct name -> dtype, for the BTF layout test.
 C_STRUCTS: dict[str, np.dtype] = {
     "event_header": header_dtype,
@@ -177,4 +207,10 @@ C_STRUCTS: dict[str, np.dtype] = {
     "fold_value": fold_value_dtype,
     "spill_value": spill_value_dtype,
     "rate_value": rate_value_dtype,
+    "dns_payload": dns_dtype,
+    "sock_payload": sock_dtype,
+    "egress_settings": egress_settings_dtype,
+    "addr_key": addr_key_dtype,
+    "learned_value": learned_value_dtype,
+    "egress_counters": egress_counters_dtype,
 }

@@ -3,8 +3,7 @@
  * programs), sharing the maps of common.h. */
 #include "files.bpf.c"
 #include "memory.bpf.c"
-#include "network.bpf.c"
-#include "block.bpf.c"
+#include "egress.bpf.c"
 #include "process.bpf.c"
 #include "compat.bpf.c"
 #include "uring.bpf.c"

@@ -58,6 +58,8 @@ enum drop_cause {
 #define EVF_UNRESOLVED  (1 << 9)  /* the path could not be resolved up to the task's root */
 #define EVF_LINK_OP     (1 << 10) /* link/symlink/rename: path is the new name, CHUNK_OLD the old */
 /* bits 7-10: file monitor (issue 8), 11-12: egress (issue 10), 13-14: loss/tamper (issue 9) */
+#define EVF_LEARNED     (1 << 11) /* egress: daddr was taught by a DNS answer (net.name_hash) */
+#define EVF_WOULD_BLOCK (1 << 12) /* egress: the domain policy refuses it (refused in block mode) */
 
 /* memory-access techniques */
 enum technique {
@@ -141,17 +143,63 @@ enum tier {
 	TIER_LOW = 1,            /* certificates, user globs */
 };
 
+/* A destination as the kernel's cgroup connect/sendmsg hooks see it. 96 bytes: an aggregation
+ * sample (agg_value.sample) holds all of it. */
 struct net_payload {
 	__u16 family;            /* AF_INET / AF_INET6 */
 	__u16 dport;             /* host order */
-	__u8 protocol;           /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 protocol;           /* IPPROTO_TCP / IPPROTO_UDP / other */
 	__u8 action;             /* 0 allowed, 1 blocked */
-	__u16 syscall;
+	__u16 hook;              /* enum net_hook */
 	__u8 daddr[16];          /* IPv4 in the first 4 bytes */
-	__s32 fd;
-	__u32 payload_len;
-	__u8 payload[64];        /* head of a UDP port-53 payload, for DNS attribution */
+	__u64 name_hash;         /* EVF_LEARNED: keyed hash of the question name that taught daddr */
+	__u32 reason;            /* enum egress_reason: why allowed or refused */
+	__u32 _pad;
+	__u8 _reserved[56];
 };
+
+enum net_hook {
+	NET_HOOK_CONNECT = 1,    /* connect(2), TCP fast open, io_uring connect, UDP connect */
+	NET_HOOK_SENDMSG = 2,    /* UDP send with an address (sendto/sendmsg/sendmmsg, any entry) */
+};
+
+enum egress_reason {
+	ER_NONE = 0,             /* no policy applies (audit, or no allowlist) */
+	ER_LEARNED = 1,          /* an address from a DNS answer for an allowed name */
+	ER_ALLOWED_IP = 2,       /* network.allowed_ips */
+	ER_DNS_SERVER = 3,       /* a network.dns_servers address, port 53 */
+	ER_LOOPBACK = 4,         /* loopback while allow_loopback */
+	ER_NOT_ALLOWED = 5,      /* refused: none of the above */
+	ER_BLOCKED_IP = 6,       /* refused: network.blocked_ips */
+	ER_BLOCKED_DOMAIN = 7,   /* refused: an address learned for a blocked_domains name */
+};
+
+/* A DNS answer learned in the kernel (cgroup_skb ingress), one record per new (address, name). */
+struct dns_payload {            /* 272 bytes */
+	__u8 addr[16];           /* IPv4 in the first 4 bytes */
+	__u64 name_hash;         /* keyed hash of the question name (what net.name_hash refers to) */
+	__u32 ttl;               /* seconds, after the floor and the cap */
+	__u16 name_len;          /* text length of the question name; the record holds its tail */
+	__u8 family;             /* AF_INET / AF_INET6 */
+	__u8 verdict;            /* DNS_V_* bits of the question name under the policy */
+	char name[240];
+};
+
+#define DNS_NAME_TAIL 240
+#define DNS_V_ALLOWED (1 << 0)
+#define DNS_V_BLOCKED (1 << 1)
+
+/* Creation of a socket that bypasses destination addresses (raw, packet, ICMP, vsock). */
+struct sock_payload {
+	__u32 family;
+	__u32 type;
+	__u32 protocol;
+	__u8 action;             /* 0 allowed, SOCK_REFUSED, SOCK_KILLED */
+	__u8 _pad[3];
+};
+
+#define SOCK_REFUSED 1           /* socket() failed with EPERM (cgroup sock_create) */
+#define SOCK_KILLED 2            /* the process was killed at socket() entry (no hook refuses it) */
 
 struct mem_payload {
 	__u32 technique;
@@ -201,6 +249,8 @@ struct event {                   /* 336 bytes */
 		struct proc_payload proc;
 		struct uring_payload uring;
 		struct agg_payload agg;
+		struct dns_payload dns;
+		struct sock_payload sock;
 	};
 };
 

@@ -145,5 +145,5 @@ def test_max_entries_per_map_sizes_the_tables(monitor) -> None:
         cfg.advanced.ebpf_params, max_entries_per_map=512))
     mon = monitor({"network_monitor"}, config=dataclasses.replace(cfg, advanced=adv))
     k = mon.pipeline.kernel
-    assert [k._obj.map(m).max_entries for m in ("agg", "rate_buckets", "dns_socks")] == [512] * 3
+    assert [k._obj.map(m).max_entries for m in ("agg", "rate_buckets", "learned")] == [512] * 3
     assert mon.pipeline.ctx.procs.capacity == 512

@@ -54,7 +54,7 @@ def test_exec_forgets_the_process_templates() -> None:
     assert not pl.templates.templates
 
 
-def _net_batch(n: int, tgid: int, dport: int = 443, payload: bytes = b"") -> np.ndarray:
+def _net_batch(n: int, tgid: int, dport: int = 443, name_hash: int = 0) -> np.ndarray:
     b = np.zeros(n, dtype=R.event_dtype)
     b["h"]["type"] = R.EV_NET
     b["h"]["lane"] = R.LANE_BULK
@@ -69,13 +69,13 @@ def _net_batch(n: int, tgid: int, dport: int = 443, payload: bytes = b"") -> np.
     net["protocol"] = 17 if dport == 53 else 6
     for i in range(n):
         b[i]["u"]["net"]["daddr"] = bytes([93, 184, 216, 34]).ljust(16, b"\0")
-        if payload:
-            b[i]["u"]["net"]["payload"] = payload.ljust(64, b"\0")[:64]
-    net["payload_len"] = len(payload)
+    if name_hash:
+        b["h"]["flags"] = R.EVF_LEARNED
+        net["name_hash"] = name_hash
     return b
 
 
-def test_identical_connects_reuse_one_template_and_dns_query_forgets_it() -> None:
+def test_identical_connects_reuse_one_template_and_a_learned_name_is_another() -> None:
     out: list[dict] = []
     pl = Pipeline(PipelineOptions(probes={"network_monitor"}), [out.append])
     pl.handle_batch(_net_batch(3, os.getpid()))
@@ -83,7 +83,8 @@ def test_identical_connects_reuse_one_template_and_dns_query_forgets_it() -> Non
     lines = [json.loads(to_json_line(e)) for e in out]
     assert all(line["daddr"] == "93.184.216.34" and line["dport"] == 443 for line in lines)
     assert [line["seq"] for line in lines] == [1, 2, 3]
-    import struct
-    query = struct.pack(">HHHHHH", 1, 0x100, 1, 0, 0, 0) + b"\x07example\x04test\x00\x00\x01\x00\x01"
-    pl.handle_batch(_net_batch(1, os.getpid(), dport=53, payload=query))
-    assert not pl.templates.templates  # the process's destinations may now be named differently
+    assert all(line["domain"] is None for line in lines)
+    # The same destination taught by an answer: the record differs (flag, name hash), so it
+    # does not reuse the unnamed template.
+    pl.handle_batch(_net_batch(1, os.getpid(), name_hash=5))
+    assert len(pl.templates.templates) == 2
