@@ -289,3 +289,24 @@ def test_root_hooks_see_processes_in_any_cgroup(monitor, sink):
     assert ev["hook"] == "connect" and ev["uid"] == os.getuid() and ev["protocol"] == "tcp"
     assert ev["comm"] == os.path.basename(sys.executable)[:15]
     assert ev["cgroup_id"] and ev["domain"] is None and ev["loopback"] is True
+
+
+@pytest.fixture(scope="module")
+def evasion_helper(tmp_path_factory):
+    src = os.path.join(os.path.dirname(__file__), "helpers", "connect_evasion.c")
+    out = str(tmp_path_factory.mktemp("egress") / "connect_evasion")
+    subprocess.run(["gcc", "-O1", "-Wall", "-o", out, src], check=True)
+    return out
+
+
+@pytest.mark.parametrize("path", ["uring", "compat"])
+def test_evasions_io_uring_and_compat_connect_refused(monitor, job, dns, sink, evasion_helper, path):
+    """IORING_OP_CONNECT and the ia32 connect (int $0x80) make no syscall-tracepoint event; the
+    cgroup hook sees both, refuses them and reports the helper's pid."""
+    m = egress(monitor)
+    p = subprocess.run([evasion_helper, path, "127.0.1.5", str(sink)], capture_output=True, text=True,
+                       timeout=30, preexec_fn=job.enter, check=True)
+    lines = dict(line.split() for line in p.stdout.splitlines())
+    assert lines["result"] == "-1"           # EPERM from the hook
+    refused(m, int(lines["pid"]), "127.0.1.5", sink, protocol="tcp", hook="connect",
+            policy="not_allowed", comm="connect_evasion")
