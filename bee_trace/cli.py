@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 EXIT_SETUP = 2
-SUBCOMMANDS = ("run", "check", "report", "config", "bench")
+SUBCOMMANDS = ("run", "check", "report", "config", "bench", "policy")
 PROBE_CHOICES = ("file_monitor", "network_monitor", "memory_monitor", "all")
 SEVERITIES = ("low", "medium", "high", "critical")
 
@@ -54,7 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--format", choices=("markdown", "json", "csv"), default="markdown")
     rp.add_argument("--output", "-o")
     rp.add_argument("--config")
-    rp.add_argument("--fail-on", choices=SEVERITIES + ("none",))
+    rp.add_argument("--fail-on", choices=SEVERITIES + ("none", "new-destination"),
+                    help="exit 1 on an event at/above a severity, or on a destination the "
+                         "--baseline policy does not allow")
+    rp.add_argument("--baseline", metavar="POLICY",
+                    help="list destinations this network policy does not allow (drift)")
+    pp = sub.add_parser("policy", help="egress allowlists: learn one from an audit run")
+    psub = pp.add_subparsers(dest="policy_cmd", required=True)
+    lp = psub.add_parser("learn", help="write the network policy an audit run's events need")
+    lp.add_argument("events", help="JSON Lines file written by `run --format jsonl`")
+    lp.add_argument("--output", "-o", metavar="POLICY")
     cp = sub.add_parser("config", help="generate or validate a policy file")
     csub = cp.add_subparsers(dest="config_cmd", required=True)
     gp = csub.add_parser("generate", help="print the commented default policy")
@@ -84,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_report(args)
         if args.cmd == "config":
             return cmd_config(args)
+        if args.cmd == "policy":
+            return cmd_policy(args)
     except ImportError as e:
         return _fail(str(e))
     except KeyboardInterrupt:
@@ -118,17 +129,44 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .config import ConfigError
     from .github import fail_on_exit_code
     from .report import ReportError, rebuild_report
+    if args.fail_on == "new-destination" and not args.baseline:
+        return _fail("--fail-on new-destination needs --baseline POLICY")
     try:
         cfg = _load_config(args.config)
         report = rebuild_report(args.events, cfg)
+        drift = _drift(args.events, args.baseline) if args.baseline else None
     except (ConfigError, ReportError) as e:
         return _fail(str(e))
     except OSError as e:
-        return _fail(f"{args.events}: {e.strerror or e}")
+        return _fail(f"{e.filename or args.events}: {e.strerror or e}")
     text = {"markdown": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[args.format]()
+    if drift is not None:
+        from .egress.learn import drift_text
+        text = drift_text(text, args.format, drift, args.baseline)
     _write_text(args.output, text)
     _github_finish(report, args.output)
+    if args.fail_on == "new-destination":
+        return 1 if drift else 0
     return fail_on_exit_code(report, args.fail_on)
+
+
+def _drift(events: str, baseline: str) -> list[dict]:
+    from .egress.learn import new_destinations
+    from .report import load_events
+    return new_destinations(load_events(events), _load_config(baseline).network)
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    from .egress.learn import learn, to_yaml
+    from .report import ReportError, load_events
+    try:
+        text = to_yaml(learn(load_events(args.events)), args.events)
+    except ReportError as e:
+        return _fail(str(e))
+    except OSError as e:
+        return _fail(f"{args.events}: {e.strerror or e}")
+    _write_text(args.output, text)
+    return 0
 
 
 def _write_text(path: str | None, text: str) -> None:

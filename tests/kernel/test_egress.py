@@ -6,6 +6,7 @@ refused). Every pid asserted is the child's own, as it printed it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -310,3 +311,42 @@ def test_evasions_io_uring_and_compat_connect_refused(monitor, job, dns, sink, e
     assert lines["result"] == "-1"           # EPERM from the hook
     refused(m, int(lines["pid"]), "127.0.1.5", sink, protocol="tcp", hook="connect",
             policy="not_allowed", comm="connect_evasion")
+
+
+def test_policy_learn_output_runs_the_workload_with_zero_refusals(monitor, job, dns, sink, v6addr,
+                                                                 tmp_path):
+    from bee_trace.egress.learn import learn, to_yaml
+
+    workload = [["resolve", "allowed.test", A, "udp", SERVER], ["connect", "127.0.1.1", sink],
+                ["resolve", "evil.test", A, "tcp", SERVER], ["connect", "127.0.1.5", sink],
+                ["resolve", "v6.allowed.test", AAAA, "udp", SERVER], ["connect", V6, sink],
+                ["connect", "fd00:bee::2", sink], ["sendto", "fd00:bee::2", 9999]]
+    audit = egress(monitor, text=f'network:\n  dns_servers: ["{SERVER}"]\n')
+    r = run_client(workload, job)
+    assert r["results"] == [["127.0.1.1"], "ok", ["127.0.1.5"], "ok", [V6], "ok", "ok", "ok"]
+    audit.wait_for(lambda e: e["pid"] == r["pid"] and e.get("daddr") == "fd00:bee::2" and e["dport"] == 9999)
+    audit.pipeline.stop()
+    jsonl = tmp_path / "audit.jsonl"
+    jsonl.write_text("".join(json.dumps(e, default=str) + "\n" for e in audit.events))
+    out = tmp_path / "policy.yml"
+    from bee_trace.cli import main
+    assert main(["policy", "learn", str(jsonl), "-o", str(out)]) == 0
+    text = out.read_text()
+    learned = parse_config(text, str(out)).network
+    assert learned.mode == "block" and learned.allow_loopback is False
+    assert learned.allowed_domains == ("allowed.test", "v6.allowed.test", "evil.test") or \
+        set(learned.allowed_domains) == {"allowed.test", "v6.allowed.test", "evil.test"}
+    assert learned.allowed_ips == ("fd00:bee::2/128",) and learned.dns_servers == (SERVER,)
+    assert to_yaml(learn(audit.events), str(jsonl)) == text
+    # fed back in block mode: the same workload, nothing refused
+    m = egress(monitor, text=text)
+    r = run_client(workload, job)
+    assert r["results"] == [["127.0.1.1"], "ok", ["127.0.1.5"], "ok", [V6], "ok", "ok", "ok"]
+    m.wait_for(lambda e: e["pid"] == r["pid"] and e.get("daddr") == "fd00:bee::2" and e["dport"] == 9999)
+    assert [e for e in m.events if e["kind"] == "network" and e["action"] == "blocked"] == []
+    assert m.pipeline.stop()["egress"]["refused"] == 0
+    # and a connect outside it is refused: the policy is not allow-all
+    m = egress(monitor, text=text)
+    r = run_client([["connect", "127.0.1.2", sink]], job)
+    assert r["results"] == [EPERM]
+    refused(m, r["pid"], "127.0.1.2", sink)
