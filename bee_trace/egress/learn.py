@@ -58,9 +58,9 @@ def fold_domains(names: set[str]) -> list[str]:
         if len(kids) >= FOLD_AT:
             folded |= kids
             out.add(parent if parent in names else "*." + parent)
-    for n in names - folded:
-        if not any(n == p or n.endswith("." + p) for p in out if not p.startswith("*.")) and \
-                not any(n.endswith(p[1:]) for p in out if p.startswith("*.")):
+    # Shortest first, so a name an entry already covers ('x' covers its subdomains) is left out.
+    for n in sorted(names - folded, key=lambda d: (d.count("."), d)):
+        if not domain_matches(n, out):
             out.add(n)
     return sorted(out, key=lambda d: (d.lstrip("*.").split(".")[::-1], d))
 

@@ -334,8 +334,8 @@ def test_policy_learn_output_runs_the_workload_with_zero_refusals(monitor, job, 
     text = out.read_text()
     learned = parse_config(text, str(out)).network
     assert learned.mode == "block" and learned.allow_loopback is False
-    assert learned.allowed_domains == ("allowed.test", "v6.allowed.test", "evil.test") or \
-        set(learned.allowed_domains) == {"allowed.test", "v6.allowed.test", "evil.test"}
+    # v6.allowed.test was reached too: "allowed.test" covers it
+    assert set(learned.allowed_domains) == {"allowed.test", "evil.test"}
     assert learned.allowed_ips == ("fd00:bee::2/128",) and learned.dns_servers == (SERVER,)
     assert to_yaml(learn(audit.events), str(jsonl)) == text
     # fed back in block mode: the same workload, nothing refused

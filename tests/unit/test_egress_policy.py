@@ -90,6 +90,11 @@ WORKLOAD = [
 ]
 
 
+def test_fold_leaves_out_covered_names():
+    assert L.fold_domains({"v6.a.test", "a.test", "b.test"}) == ["a.test", "b.test"]
+    assert L.fold_domains({"x.p.test", "y.p.test", "z.p.test", "p.test", "w.x.p.test"}) == ["p.test"]
+
+
 def test_learn_folds_and_writes_a_policy_that_parses():
     got = L.learn(WORKLOAD)
     assert got.domains == ["github.com", "*.cdn.example"]     # grouped by TLD, then name
