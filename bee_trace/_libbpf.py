@@ -68,6 +68,7 @@ _sig("bpf_program__attach", _vp, _vp)
 _sig("bpf_program__attach_cgroup", _vp, _vp, ctypes.c_int)
 _sig("bpf_program__fd", ctypes.c_int, _vp)
 _sig("bpf_link__destroy", ctypes.c_int, _vp)
+_sig("bpf_link__pin", ctypes.c_int, _vp, ctypes.c_char_p)
 _sig("bpf_map__fd", ctypes.c_int, _vp)
 _sig("bpf_map__set_max_entries", ctypes.c_int, _vp, ctypes.c_uint32)
 _sig("bpf_map__reuse_fd", ctypes.c_int, _vp, ctypes.c_int)
@@ -230,6 +231,10 @@ class Program:
 class Link:
     def __init__(self, ptr: int) -> None:
         self._ptr: int | None = ptr
+
+    def pin(self, path: str) -> None:
+        """Pin at a bpffs path: the attachment then outlives this process (until unlinked)."""
+        _check_rc(_lib.bpf_link__pin(self._ptr, path.encode()), f"pin link at {path}")
 
     def destroy(self) -> None:
         if self._ptr:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 EXIT_SETUP = 2
-SUBCOMMANDS = ("run", "check", "report", "config", "bench", "policy")
+SUBCOMMANDS = ("run", "check", "report", "config", "bench", "policy", "unblock")
 PROBE_CHOICES = ("file_monitor", "network_monitor", "memory_monitor", "all")
 SEVERITIES = ("low", "medium", "high", "critical")
 
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp = psub.add_parser("learn", help="write the network policy an audit run's events need")
     lp.add_argument("events", help="JSON Lines file written by `run --format jsonl`")
     lp.add_argument("--output", "-o", metavar="POLICY")
+    sub.add_parser("unblock", help="remove the egress enforcement network.fail_closed left pinned")
     cp = sub.add_parser("config", help="generate or validate a policy file")
     csub = cp.add_subparsers(dest="config_cmd", required=True)
     gp = csub.add_parser("generate", help="print the commented default policy")
@@ -95,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_config(args)
         if args.cmd == "policy":
             return cmd_policy(args)
+        if args.cmd == "unblock":
+            return cmd_unblock()
     except ImportError as e:
         return _fail(str(e))
     except KeyboardInterrupt:
@@ -154,6 +157,18 @@ def _drift(events: str, baseline: str) -> list[dict]:
     from .egress.learn import new_destinations
     from .report import load_events
     return new_destinations(load_events(events), _load_config(baseline).network)
+
+
+def cmd_unblock() -> int:
+    from .egress.pins import PIN_DIR, unpin_all
+    if os.geteuid() != 0:
+        return _fail("must run as root to remove pinned BPF links: run it with sudo")
+    try:
+        n = unpin_all()
+    except OSError as e:
+        return _fail(f"{PIN_DIR}: {e.strerror or e}")
+    print(f"bee-trace: removed {n} pinned egress program{'s' if n != 1 else ''}", file=sys.stderr)
+    return 0
 
 
 def cmd_policy(args: argparse.Namespace) -> int:

@@ -136,6 +136,7 @@ class NetworkConfig:
     allowed_ips: tuple[str, ...] = ()
     dns_servers: tuple[str, ...] = ()       # empty: the nameservers of /etc/resolv.conf
     allow_loopback: bool = True
+    fail_closed: bool = False               # block mode: enforcement survives the agent (pinned)
 
     @cached_property
     def blocked_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -504,6 +505,7 @@ _SCHEMA = v_section(
                 "allowed_ips": v_list(v_ip_or_cidr),
                 "dns_servers": v_list(v_ip),
                 "allow_loopback": v_bool,
+                "fail_closed": v_bool,
             },
         ),
         "files": v_section(
@@ -583,6 +585,9 @@ def parse_config(text: str, source: str) -> Config:
         raise ConfigError(source, root.start_mark.line + 1, "(top level)",
                           f"expected a mapping of sections, got {_kind_name(root)}")
     cfg: Config = _SCHEMA(_Ctx(source), root, "")
+    if cfg.network.fail_closed and cfg.network.mode != "block":
+        raise ConfigError(source, None, "network.fail_closed",
+                          "needs network.mode: block (audit mode enforces nothing to keep)")
     return dataclasses.replace(cfg, source=source)
 
 
@@ -616,6 +621,7 @@ _COMMENTS: dict[str, str] = {
     "network.allowed_ips": "Addresses or CIDRs always allowed (with allowed_domains: the allowlist enforced in block mode)",
     "network.dns_servers": "Resolvers the job may query and whose answers name destinations (default: nameservers of /etc/resolv.conf)",
     "network.allow_loopback": "Loopback destinations pass the allowlist (false: filtered like any other address)",
+    "network.fail_closed": "Block mode: keep the enforcement attached (pinned in bpffs) if the agent dies; `bee-trace unblock` removes it",
     "network.monitored_ports": "Only report these destination ports (empty = all ports)",
     "network.alert_on_any_connection": "Raise every outbound connection to high severity (air-gapped jobs)",
     "network.mode": "audit = report only; block = refuse blocked destinations, addresses outside the allowlist and raw/packet sockets in the kernel",

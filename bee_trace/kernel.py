@@ -14,6 +14,7 @@ import numpy as np
 
 from . import records as R
 from ._libbpf import LibbpfError, Link, Object, num_possible_cpus
+from .egress.pins import EGRESS_PREFIXES
 
 # Where things are looked for; the environment can point elsewhere (README: "Errors").
 OBJECT_PATH = Path(os.environ.get("BEE_TRACE_OBJECT") or Path(__file__).parent / "bpf" / "bee_trace.bpf.o")
@@ -104,6 +105,7 @@ class Kernel:
     block: bool = False
     table_entries: int = 10000          # advanced.ebpf_params.max_entries_per_map
     spill_entries: int = 65536          # critical events kept while the ring is full
+    fail_closed: bool = False           # network.fail_closed: pin the egress links (block mode)
     coverage: list[ProgramStatus] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -138,14 +140,18 @@ class Kernel:
     def attach(self) -> None:
         assert self._obj is not None
         done = {s.name for s in self.coverage}
+        egress_links: list[tuple[str, Link]] = []
         for prog in self._obj.programs():
             if prog.name in done:
                 continue
             try:
                 if prog.section.startswith("cgroup"):
-                    self._links.append(_attach_root_cgroup(prog))
+                    link = _attach_root_cgroup(prog)
                 else:
-                    self._links.append(prog.attach())
+                    link = prog.attach()
+                self._links.append(link)
+                if prog.name.startswith(EGRESS_PREFIXES):
+                    egress_links.append((prog.name, link))
                 self.coverage.append(ProgramStatus(prog.name, prog.section, "attached"))
             except (LibbpfError, SetupError) as e:
                 self.coverage.append(ProgramStatus(prog.name, prog.section, f"failed: {e}"))
@@ -154,6 +160,13 @@ class Kernel:
                     self.close()
                     raise SetupError(f"network.mode block: {prog.section} could not attach "
                                      f"({e})") from e
+        if self.fail_closed and self.block and egress_links:
+            from .egress.pins import pin_links
+            try:
+                pin_links(egress_links)
+            except (OSError, LibbpfError) as e:
+                self.close()
+                raise SetupError(f"network.fail_closed: pinning the egress programs failed ({e})") from e
 
     def start(self, file_filter: np.ndarray, self_tgid: int | None = None,
               high_filter: np.ndarray | None = None,

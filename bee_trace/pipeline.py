@@ -80,6 +80,7 @@ class Pipeline:
             block=self.cfg.network.mode == "block",
             table_entries=self.cfg.advanced.ebpf_params.max_entries_per_map,
             spill_entries=max(SPILL_MIN, self.cfg.advanced.ebpf_params.max_entries_per_map),
+            fail_closed=self.cfg.network.fail_closed,
         )
         self.bulk_timeout_s = self.tuning.bulk_timeout_s
         self.backpressure = Backpressure()

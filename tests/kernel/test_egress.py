@@ -350,3 +350,29 @@ def test_policy_learn_output_runs_the_workload_with_zero_refusals(monitor, job, 
     r = run_client([["connect", "127.0.1.2", sink]], job)
     assert r["results"] == [EPERM]
     refused(m, r["pid"], "127.0.1.2", sink)
+
+
+def test_fail_closed_survives_the_agent_until_unblock(monitor, job, dns, sink):
+    """Pinned links keep refusing after the agent has stopped (its maps and fds are gone);
+    `bee-trace unblock` removes them. Without fail_closed nothing stays attached."""
+    from bee_trace.cli import main
+    from bee_trace.egress import pins
+
+    assert pins.pinned() == []
+    text = POLICY.format(mode="block") + "  fail_closed: true\n"
+    try:
+        m = egress(monitor, text=text)
+        assert sorted(pins.pinned()) == sorted(["dns_ingress", "net_connect4", "net_connect6", "net_sendmsg4",
+                                                "net_sendmsg6", "sock_create", "sock_socket"])
+        m.pipeline.stop()
+        assert len(_our_programs(job.path)) == 6
+        r = run_client([["connect", "127.0.1.5", sink], ["resolve", "allowed.test", A, "udp", SERVER],
+                        ["connect", "127.0.1.1", sink], ["raw", "raw"]], job)
+        assert r["results"] == [EPERM, ["127.0.1.1"], "ok", EPERM]     # still enforcing, still learning
+    finally:
+        assert main(["unblock"]) == 0
+    assert pins.pinned() == [] and _our_programs(job.path) == []
+    r = run_client([["connect", "127.0.1.5", sink]], job)
+    assert r["results"] == ["ok"]
+    with pytest.raises(Exception, match="fail_closed"):
+        parse_config("network:\n  fail_closed: true\n", "t")
