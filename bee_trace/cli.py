@@ -172,6 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import Pipeline, PipelineOptions
     from .report import Report
     from .sinks.chain import build_chain
+    from .sinks.failsafe import EXIT_OUTPUT
     from .sinks.jsonl import to_json_line
 
     if os.geteuid() != 0:
@@ -188,7 +189,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         "host": socket.gethostname(), "probe_types": sorted(probes),
         "command_filter": args.command,
     })
-    out_file = open(args.output, "w", encoding="utf-8") if args.output else None
+    try:
+        out_file = open(args.output, "w", encoding="utf-8") if args.output else None
+    except OSError as e:
+        return _fail(f"--output {args.output}: {e.strerror or e}")
     chain = build_chain(cfg, args.format, out_file, sys.stdout, report, verbose=args.verbose,
                         header=not args.no_header, timestamp_format=args.timestamp_format,
                         start_ns=start_ns)
@@ -209,7 +213,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.duration if args.duration else None
     next_status = time.monotonic() + STATUS_INTERVAL_S
     try:
-        while stop.signal is None and (deadline is None or time.monotonic() < deadline):
+        while stop.signal is None and (deadline is None or time.monotonic() < deadline) \
+                and not chain.health.reader_closed:
             timeout = None
             if deadline is not None:
                 timeout = max(0.0, min(pipeline.poll_timeout(), deadline - time.monotonic()))
@@ -225,20 +230,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     end_ns = time.time_ns()
     report.finish({"end": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "end_ns": end_ns,
                    "duration_s": round((end_ns - start_ns) / 1e9, 3)}, loss, verdict)
-    if chain.jsonl_stream is not None:
-        chain.jsonl_stream.write(to_json_line(report.summary_record()))
-        chain.jsonl_stream.flush()
+    jsonl = chain.jsonl_stream
+    if jsonl is not None:
+        chain.write_final(jsonl, lambda: (jsonl.write(to_json_line(report.summary_record())),
+                                          jsonl.flush()))
     if args.format in ("json", "markdown", "csv"):
         text = {"markdown": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[args.format]()
-        if out_file:
-            out_file.write(text)
-        else:
-            sys.stdout.write(text)
+        target = out_file or sys.stdout
+        chain.write_final(target, lambda: (target.write(text), target.flush()))
     if out_file:
-        out_file.close()
+        chain.write_final(out_file, out_file.close)
+        if not out_file.closed:  # the buffered tail could not be written: drop it
+            try:
+                out_file.close()
+            except OSError:
+                pass
+    if chain.health.reader_closed:
+        _quiet_stdout()
     print(summary_line(report, loss, verdict), file=sys.stderr)
     _github_finish(report, args.output)
+    if chain.health.failed:
+        return EXIT_OUTPUT
     return fail_on_exit_code(report, args.fail_on)
+
+
+def _quiet_stdout() -> None:
+    """Our stdout's reader has gone: later writes (and the interpreter's final flush) go
+    nowhere instead of raising BrokenPipeError."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError):
+        pass
 
 
 STATUS_INTERVAL_S = 10.0

@@ -22,10 +22,9 @@ from .identity import any_match
 from .inodes import MAX_INODES, WatchedInode, kernel_dev, watched_inodes
 from .kernel import Kernel, check_min_kernel
 from .ringbuf import RingReader, RingSet
-from .sinks import Run, emit_run
+from .sinks import Run, Sink, as_sink
 from .templates import TemplateCache, template_keys
 
-Sink = Callable[[Event], None]
 _DROP_AGGREGATED = R.DROP_CAUSES.index("aggregated")
 _DROP_FOLDED = R.DROP_CAUSES.index("folded")
 SPILL_MIN = 65536             # spill map entries (allocated only as used)
@@ -61,10 +60,10 @@ class Stats:
 
 
 class Pipeline:
-    def __init__(self, opts: PipelineOptions, sinks: list[Sink]) -> None:
+    def __init__(self, opts: PipelineOptions, sinks: list[Sink | Callable[[Event], None]]) -> None:
         self.opts = opts
         self.cfg = opts.config
-        self.sinks = sinks
+        self.sinks: list[Sink] = [as_sink(s) for s in sinks]
         self.stats = Stats()
         self.ctx = DecodeContext()
         self.ctx.procs.capacity = self.cfg.advanced.ebpf_params.max_entries_per_map
@@ -184,9 +183,7 @@ class Pipeline:
 
     def flush(self) -> None:
         for sink in self.sinks:
-            flush = getattr(sink, "flush", None)
-            if flush:
-                flush()
+            sink.flush()
 
     def drain(self, budget_s: float | None = DRAIN_BUDGET_S) -> int:
         """Read both rings: the critical one to empty, then one bounded bulk chunk, again and
@@ -281,7 +278,7 @@ class Pipeline:
         self.stats.output += len(rows)
         self.stats.by_kind[template["kind"]] = self.stats.by_kind.get(template["kind"], 0) + len(rows)
         for sink in self.sinks:
-            emit_run(sink, run)
+            sink.emit_run(run)
 
     def flush_aggregates(self) -> None:
         """Summary events for identical bulk events folded in the kernel since the last flush:
@@ -474,7 +471,8 @@ class Pipeline:
                 **{cause: int(drops[lane][i]) for i, cause in enumerate(R.DROP_CAUSES)},
             }
         dropped = {cause: sum(lanes[n][cause] for n in R.LANE_NAMES) for cause in R.DROP_CAUSES}
-        dropped["sink_overflow"] = sum(getattr(sink, "overflow", 0) for sink in self.sinks)
+        dropped["sink_overflow"] = sum(sink.overflow for sink in self.sinks)
+        dropped["output_failed"] = sum(sink.failed for sink in self.sinks)
         # A gap the kernel did not count (ring-full, spilled, spill-full) would be a silent loss.
         uncounted = sum(max(0, lanes[n]["sequence_gaps"] - lanes[n]["ring_full"] - lanes[n]["spilled"]
                             - lanes[n]["spill_full"]) for n in R.LANE_NAMES)
@@ -482,7 +480,7 @@ class Pipeline:
         # (repeats of events policy did not show are not losses)
         folded_unreported = max(0, dropped["folded"] - self.folds.reported - self.folds.rejected)
         lost = (dropped["ring_full"] + dropped["shed"] + dropped["sink_overflow"] + uncounted
-                + dropped["spill_full"] + folded_unreported
+                + dropped["spill_full"] + folded_unreported + dropped["output_failed"]
                 + max(0, dropped["aggregated"] - self.agg_reported))
         return {
             "inspected": int(per_cpu["inspected"].sum()),

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from ..escape import terminal
+from . import Sink
 
 _COLORS = {"low": "\x1b[2m", "medium": "\x1b[33m", "high": "\x1b[31m", "critical": "\x1b[1;31m"}
 _RESET = "\x1b[0m"
@@ -39,7 +40,7 @@ def details(ev: dict[str, Any]) -> str:
     return ""
 
 
-class TableSink:
+class TableSink(Sink):
     def __init__(self, stream: IO[str], verbose: bool = False, header: bool = True,
                  timestamp_format: str = "iso8601", start_ns: int = 0, color: bool | None = None) -> None:
         self.stream = stream
