@@ -125,6 +125,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _fail(f"{args.events}: {e.strerror or e}")
     text = {"markdown": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[args.format]()
     _write_text(args.output, text)
+    print(f"bee-trace: verdict: {report.verdict_text()}", file=sys.stderr)
     _github_finish(report, args.output)
     return fail_on_exit_code(report, args.fail_on)
 
@@ -173,6 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .report import Report
     from .sinks.chain import build_chain
     from .sinks.failsafe import EXIT_OUTPUT
+    from .verdict import STALL_BOUND_S, decide
     from .sinks.jsonl import to_json_line
 
     if os.geteuid() != 0:
@@ -199,7 +201,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     sinks = chain.sinks
 
     pipeline = Pipeline(PipelineOptions(probes=probes, config=cfg, command=args.command,
-                                        min_severity=args.filter_severity, profile=args.profile), sinks)
+                                        min_severity=args.filter_severity, profile=args.profile,
+                                        stall_bound_s=STALL_BOUND_S), sinks)
     stop = _Stop()
     try:
         pipeline.start()
@@ -226,10 +229,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         loss = pipeline.stop()
         chain.close()
     interrupted = stop.signal is not None and deadline is not None
-    verdict = "interrupted" if interrupted else loss["verdict"]
+    final = decide(loss, tamper=loss.get("tamper"), stalled_ms=loss.get("stalled_ms"),
+                   output_failures=[f.as_dict() for f in chain.health.failed],
+                   interrupted=f"{signal.Signals(stop.signal).name} before --duration ended"
+                   if interrupted and stop.signal else None)
+    loss["verdict"], loss["verdict_reasons"] = final.state, final.reasons
+    verdict = final.text()
     end_ns = time.time_ns()
     report.finish({"end": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "end_ns": end_ns,
-                   "duration_s": round((end_ns - start_ns) / 1e9, 3)}, loss, verdict)
+                   "duration_s": round((end_ns - start_ns) / 1e9, 3)}, loss, final.state,
+                  final.reasons)
     jsonl = chain.jsonl_stream
     if jsonl is not None:
         chain.write_final(jsonl, lambda: (jsonl.write(to_json_line(report.summary_record())),

@@ -24,6 +24,7 @@ from .kernel import Kernel, check_min_kernel
 from .ringbuf import RingReader, RingSet
 from .sinks import Run, Sink, as_sink
 from .templates import TemplateCache, template_keys
+from .verdict import StallWatch, decide
 
 _DROP_AGGREGATED = R.DROP_CAUSES.index("aggregated")
 _DROP_FOLDED = R.DROP_CAUSES.index("folded")
@@ -45,6 +46,7 @@ class PipelineOptions:
     ring_critical_bytes: int | None = None
     ring_bulk_bytes: int | None = None
     adaptive: bool = True               # backpressure, wake-up tuning and the CPU governor
+    stall_bound_s: float | None = None  # records waiting longer mean the reader stalled (verdict)
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Stats:
     excluded: int = 0                   # exclude_paths / exclude_processes / --command
     below_severity: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    tamper: dict[str, int] = field(default_factory=dict)   # critical tamper events by rule
 
 
 class Pipeline:
@@ -94,6 +97,7 @@ class Pipeline:
         self.spilled_reported = 0
         self._spill_drained = 0
         self._last_reason = ""
+        self.stall = StallWatch(opts.stall_bound_s)
         self.rings: RingSet | None = None
         self.started_ns = 0
         self.stopped = False
@@ -236,6 +240,7 @@ class Pipeline:
         as one run, so a flood costs a few list operations per record."""
         self.stats.received += len(batch)
         h = batch["h"]
+        self.stall.observe(h["ts_ns"], time.clock_gettime_ns(time.CLOCK_BOOTTIME))
         types = h["type"].tolist()
         keys, tgids = template_keys(batch, types)
         per_record = list(zip(h["ts_ns"].tolist(), h["tid"].tolist(), h["cpu"].tolist(),
@@ -277,6 +282,8 @@ class Pipeline:
         run = Run(template, rows, self.ctx.realtime_offset_ns)
         self.stats.output += len(rows)
         self.stats.by_kind[template["kind"]] = self.stats.by_kind.get(template["kind"], 0) + len(rows)
+        if template["kind"] == "tamper":
+            self._count_tamper(template, len(rows))
         for sink in self.sinks:
             sink.emit_run(run)
 
@@ -377,11 +384,20 @@ class Pipeline:
     def emit(self, ev: Event) -> None:
         self.stats.output += 1
         self.stats.by_kind[ev["kind"]] = self.stats.by_kind.get(ev["kind"], 0) + 1
+        if ev["kind"] == "tamper":
+            self._count_tamper(ev, 1)
         for sink in self.sinks:
             sink(ev)
 
+    def _count_tamper(self, ev: Event, n: int) -> None:
+        if ev.get("severity") == "critical":
+            n *= int(ev.get("count", 1) or 1)
+            self.stats.tamper[ev["rule"]] = self.stats.tamper.get(ev["rule"], 0) + n
+
     def confirm(self, ev: Event) -> bool:
         """Exact policy checks the kernel's superset filter cannot make."""
+        if ev["kind"] == "tamper":
+            return True  # aimed at the agent: never filtered away
         if self.opts.command and self.opts.command not in ev["comm"]:
             return self._reject("excluded")
         kind = ev["kind"]
@@ -479,10 +495,7 @@ class Pipeline:
         # Counts folded in the kernel but evicted before we read them are lost counts.
         # (repeats of events policy did not show are not losses)
         folded_unreported = max(0, dropped["folded"] - self.folds.reported - self.folds.rejected)
-        lost = (dropped["ring_full"] + dropped["shed"] + dropped["sink_overflow"] + uncounted
-                + dropped["spill_full"] + folded_unreported + dropped["output_failed"]
-                + max(0, dropped["aggregated"] - self.agg_reported))
-        return {
+        summary = {
             "inspected": int(per_cpu["inspected"].sum()),
             "candidates": int(per_cpu["candidates"].sum()),
             "received": self.stats.received,
@@ -501,8 +514,14 @@ class Pipeline:
             "shed_raised": self.backpressure.raised,
             "governor": list(self.governor.actions),
             "process_cache_evictions": self.ctx.procs.evictions,
-            "verdict": "complete" if lost == 0 else "degraded",
+            "tamper": dict(self.stats.tamper),
+            "stalled_ms": self.stall.stalled_ms,
         }
+        # verdict.py says what is a loss.
+        verdict = decide(summary, tamper=self.stats.tamper, stalled_ms=self.stall.stalled_ms)
+        summary["verdict"] = verdict.state
+        summary["verdict_reasons"] = verdict.reasons
+        return summary
 
 
 def _summary_record(key: np.void, value: np.void) -> np.void:

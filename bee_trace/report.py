@@ -128,6 +128,7 @@ class Report:
         self.end: dict[str, Any] = {}
         self.loss: dict[str, Any] = {}
         self.verdict: str | None = None
+        self.verdict_reasons: list[dict[str, Any]] = []
         self.notes: list[str] = []
 
     # ------------------------------------------------------------------ ingest
@@ -193,10 +194,17 @@ class Report:
             return
         self.destinations[key] += n
 
-    def finish(self, end_meta: dict | None, loss: dict | None, verdict: str) -> None:
+    def finish(self, end_meta: dict | None, loss: dict | None, verdict: str,
+               reasons: list[dict[str, Any]] | None = None) -> None:
+        """The run's one verdict; the loss counters are kept without a verdict of their own."""
         self.end = dict(end_meta or {})
-        self.loss = dict(loss or {})
+        self.loss = {k: v for k, v in (loss or {}).items() if k not in ("verdict", "verdict_reasons")}
         self.verdict = verdict
+        self.verdict_reasons = [r for r in (reasons or []) if isinstance(r, dict)]
+
+    def verdict_text(self) -> str:
+        from .verdict import Verdict
+        return Verdict(self.verdict or "unknown", self.verdict_reasons).text()
 
     # ------------------------------------------------------------------ queries
 
@@ -265,6 +273,7 @@ class Report:
             "end": dict(self.end),
             "loss": self.loss,
             "verdict": self.verdict,
+            "verdict_reasons": self.verdict_reasons,
             "counts": {
                 "total": self.total,
                 "by_kind": dict(self.by_kind),
@@ -280,6 +289,7 @@ class Report:
             "summary": self.summary(),
             "loss": self.loss,
             "verdict": self.verdict,
+            "verdict_reasons": self.verdict_reasons,
             "notes": self.notes,
             "findings": self.sorted_findings(),
             "destinations": self.sorted_destinations(),
@@ -293,7 +303,7 @@ class Report:
         meta = self.full_metadata()
         out: list[str] = ["## bee-trace security report", ""]
         verdict = self.verdict or "unknown"
-        out.append(f"**Verdict:** {md(verdict)} · **Events:** {self.total} · "
+        out.append(f"**Verdict:** {md(self.verdict_text() if self.verdict else verdict)} · **Events:** {self.total} · "
                    f"**High or critical:** {self.count_at_least('high')}")
         out.append("")
         out += ["| Run | |", "|---|---|"]
@@ -350,6 +360,10 @@ class Report:
         out += ["### Coverage and loss", ""]
         out.append(f"Verdict: **{md(verdict)}**.")
         out.append("")
+        if self.verdict_reasons:
+            from .verdict import reason_text
+            out += ["Reasons:", ""] + [f"- {md(reason_text(r))}" for r in self.verdict_reasons]
+            out.append("")
         rows = [(k, v) for k, v in _flatten(self.loss)] if self.loss else []
         if rows:
             out += ["| Counter | Value |", "|---|---:|"]
@@ -436,7 +450,9 @@ def rebuild_report(path: str, cfg: Config) -> Report:
         end = summary.get("end") if isinstance(summary.get("end"), dict) else {}
         loss = summary.get("loss") if isinstance(summary.get("loss"), dict) else {}
         verdict = summary.get("verdict")
-        report.finish(end, loss, verdict if isinstance(verdict, str) else "unknown")
+        reasons = summary.get("verdict_reasons")
+        report.finish(end, loss, verdict if isinstance(verdict, str) else "unknown",
+                      reasons if isinstance(reasons, list) else None)
         counts = summary.get("counts")
         if isinstance(counts, dict) and isinstance(counts.get("total"), int) \
                 and counts["total"] != report.total:
@@ -447,7 +463,8 @@ def rebuild_report(path: str, cfg: Config) -> Report:
     else:
         report.metadata.setdefault("start", first_ts)
         # Without the trailer the run did not shut down cleanly: completeness is unproven.
-        report.finish({"end": last_ts}, {}, "interrupted")
+        report.finish({"end": last_ts}, {}, "interrupted",
+                      [{"reason": "interrupted", "detail": "no summary record (the agent was killed or crashed)"}])
         report.notes.append("The event stream has no summary record; the run was interrupted.")
     report.metadata["events_file"] = path
     return report

@@ -121,3 +121,24 @@ def test_unwritable_output_path_is_one_line_exit_2(tmp_path: Path) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == f"bee-trace: --output {missing}: No such file or directory"
     assert os.path.exists(tmp_path / "no") is False
+
+
+def test_kill_9_then_report_says_interrupted(tmp_path: Path) -> None:
+    key = tmp_path / "id_rsa"
+    key.write_text("k")
+    out = tmp_path / "ev.jsonl"
+    agent = start_agent(tmp_path, ["--format", "jsonl", "--output", str(out)], stdout=subprocess.DEVNULL)
+    subprocess.run(["cat", str(key)], capture_output=True, check=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and str(key) not in out.read_text():
+        subprocess.run(["cat", str(key)], capture_output=True, check=True)  # until a line is out
+        time.sleep(0.05)
+    agent.kill()
+    agent.wait(10)
+    md = tmp_path / "report.md"
+    r = subprocess.run([sys.executable, "-m", "bee_trace.cli", "report", str(out), "--output", str(md)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines()[-1] == ("bee-trace: verdict: interrupted (interrupted: no summary "
+                                         "record (the agent was killed or crashed))")
+    assert "**Verdict:** interrupted" in md.read_text()
