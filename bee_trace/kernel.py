@@ -118,7 +118,7 @@ class Kernel:
         self._obj = obj
         obj.map("ring_critical").set_max_entries(_ring_size(self.ring_critical_bytes))
         obj.map("ring_bulk").set_max_entries(_ring_size(self.ring_bulk_bytes))
-        for name in ("agg", "rate_buckets", "dns_socks", "crit_fold"):
+        for name in ("agg", "rate_buckets", "dns_socks", "crit_fold", "seen_keys"):
             obj.map(name).set_max_entries(self.table_entries)
         obj.map("spill").set_max_entries(self.spill_entries)
         for prog in obj.programs():
