@@ -31,6 +31,7 @@ _PROGRAM_GROUPS: dict[str, set[str]] = {
     "net_": {"network_monitor"},
     "mem_": {"memory_monitor"},
     "proc_": {"file_monitor", "network_monitor", "memory_monitor"},
+    "tamper_": {"file_monitor", "network_monitor", "memory_monitor"},   # aimed at the agent
 }
 _PROBE_BITS = {"file_monitor": R.PROBE_FILE, "network_monitor": R.PROBE_NETWORK,
                "memory_monitor": R.PROBE_MEMORY}
@@ -161,6 +162,9 @@ class Kernel:
         self.set_blocked(blocked or [])
         self.set_settings(os.getpid() if self_tgid is None else self_tgid, **settings)
         self.attach()
+        from .tamper import register_agent
+        assert self._obj is not None
+        register_agent(self._obj, self._links)
 
     def detach(self) -> None:
         """Stop producing records; maps (rings, counters) stay readable until close()."""

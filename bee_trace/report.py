@@ -80,6 +80,9 @@ def _detail(ev: dict) -> str:
         if isinstance(names, list) and names:
             d += " secrets: " + ", ".join(_str(n) for n in names)
         return d
+    if kind == "tamper":
+        from .tamper import describe
+        return describe(ev)
     return _str(ev.get("exe")) or _str(ev.get("cmdline"))
 
 

@@ -37,6 +37,9 @@ def details(ev: dict[str, Any]) -> str:
                 f"({terminal(ev.get('target_comm', ''))}){extra}")
     if kind == "process":
         return terminal(ev.get("exe") or ev.get("filename") or "")
+    if kind == "tamper":
+        from ..tamper import describe
+        return terminal(describe(ev))
     return ""
 
 
