@@ -83,7 +83,10 @@ class BufferedSink(Sink):
             self._bulk_n += n
 
     def flush(self) -> None:
-        """Hand what was formatted to the writer, then have it flush the stream."""
+        """Hand what was formatted to the writer, then have it flush the stream. What the inner
+        sink writes when flushed (the live table's view) is never dropped."""
+        self.capture.parts = self._critical
+        self.sink.flush()
         critical = (self._encode("".join(self._critical)), self._critical_n)
         bulk = (self._encode("".join(self._bulk)), self._bulk_n)
         self._critical, self._critical_n, self._bulk, self._bulk_n = [], 0, [], 0
@@ -117,6 +120,8 @@ class BufferedSink(Sink):
 
     def close(self) -> None:
         """Write everything still formatted or queued, flush, and stop the thread."""
+        self.capture.parts = self._critical
+        self.sink.close()
         self.flush()
         with self._cond:
             self._closed = True

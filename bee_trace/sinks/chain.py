@@ -42,6 +42,9 @@ class Visible(Sink):
     def flush(self) -> None:
         self.sink.flush()
 
+    def close(self) -> None:
+        self.sink.close()
+
     @property  # type: ignore[override]
     def overflow(self) -> int:
         return self.sink.overflow
@@ -78,7 +81,7 @@ class OutputChain:
         for sink in self.buffered:
             sink.close()
         for sink in self.direct:
-            sink.flush()
+            sink.close()
 
     def write_final(self, stream: IO[str], write: Callable[[], object]) -> bool:
         """A write after the run (summary record, report) to `stream`; a failure is reported
@@ -127,7 +130,11 @@ def build_chain(cfg: Config, fmt: str, out_file: IO[str] | None, stdout: IO[str]
     table_stream = (out_file or stdout) if fmt == "table" else (stdout if out_file and live_table else None)
     if table_stream is not None:
         color = table_stream.isatty()
+        try:
+            width = os.get_terminal_size(table_stream.fileno()).columns if color else 0
+        except (AttributeError, OSError, ValueError):
+            width = 0
         _output(lambda s: TableSink(s, verbose=verbose, header=header, timestamp_format=timestamp_format,
-                                    start_ns=start_ns, color=color),
+                                    start_ns=start_ns, color=color, live=color, width=width),
                 table_stream, verbose, cfg, chain)
     return chain
