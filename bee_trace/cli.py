@@ -174,8 +174,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .report import Report
     from .sinks.chain import build_chain
     from .sinks.failsafe import EXIT_OUTPUT
-    from .verdict import STALL_BOUND_S, decide
     from .sinks.jsonl import to_json_line
+    from .verdict import STALL_BOUND_S, decide
 
     if os.geteuid() != 0:
         return _fail("must run as root (BPF needs CAP_BPF and CAP_PERFMON): run it with sudo")

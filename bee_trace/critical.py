@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from . import records as R
 from .decode import Event

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +15,8 @@ from . import patterns
 from . import records as R
 from .classify import classify, env_secret_names, meets
 from .config import Config, default_config
-from .critical import FoldTracker
 from .control import Backpressure, Governor, Tuning, WakeTuner, tuning_for
+from .critical import FoldTracker
 from .decode import DecodeContext, Event, decode_record, iso_ts
 from .identity import any_match
 from .inodes import MAX_INODES, WatchedInode, kernel_dev, watched_inodes
@@ -63,7 +63,7 @@ class Stats:
 
 
 class Pipeline:
-    def __init__(self, opts: PipelineOptions, sinks: list[Sink | Callable[[Event], None]]) -> None:
+    def __init__(self, opts: PipelineOptions, sinks: Sequence[Sink | Callable[[Event], None]]) -> None:
         self.opts = opts
         self.cfg = opts.config
         self.sinks: list[Sink] = [as_sink(s) for s in sinks]

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from ..config import Config
-from . import Event, Run, Sink
+from . import Event, Run, Sink, as_sink
 from .buffered import BufferedSink, Capture
 from .failsafe import FailSafe, FindingsToStderr, OutputHealth, stream_name
 from .jsonl import JsonLinesSink
@@ -20,8 +21,8 @@ from .table import TableSink
 class Visible(Sink):
     """Hides process lifecycle and loopback noise unless --verbose or the policy asks for it."""
 
-    def __init__(self, sink: Sink, verbose: bool, cfg: Config) -> None:
-        self.sink = sink
+    def __init__(self, sink: Sink | Callable[[Event], None], verbose: bool, cfg: Config) -> None:
+        self.sink = as_sink(sink)
         self.verbose = verbose
         self.loopback = verbose or cfg.network.report_loopback
 
@@ -44,14 +45,6 @@ class Visible(Sink):
 
     def close(self) -> None:
         self.sink.close()
-
-    @property  # type: ignore[override]
-    def overflow(self) -> int:
-        return self.sink.overflow
-
-    @property  # type: ignore[override]
-    def failed(self) -> int:
-        return self.sink.failed
 
 
 class ReportSink(Sink):
@@ -78,10 +71,10 @@ class OutputChain:
     health: OutputHealth = field(default_factory=OutputHealth)
 
     def close(self) -> None:
-        for sink in self.buffered:
-            sink.close()
-        for sink in self.direct:
-            sink.close()
+        for buffered in self.buffered:
+            buffered.close()
+        for direct in self.direct:
+            direct.close()
 
     def write_final(self, stream: IO[str], write: Callable[[], object]) -> bool:
         """A write after the run (summary record, report) to `stream`; a failure is reported
@@ -110,9 +103,10 @@ def _output(sink_for: Any, stream: IO[str], verbose: bool, cfg: Config, chain: O
         chain.buffered.append(buffered)
         chain.sinks.append(buffered)
     else:
-        direct = FailSafe(sink_for(stream), stream_name(stream), chain.health)
+        # The guard outside the filter: the pipeline reads its failed count.
+        direct = FailSafe(Visible(sink_for(stream), verbose, cfg), stream_name(stream), chain.health)
         chain.direct.append(direct)
-        chain.sinks.append(Visible(direct, verbose, cfg))
+        chain.sinks.append(direct)
 
 
 def build_chain(cfg: Config, fmt: str, out_file: IO[str] | None, stdout: IO[str], report: Any,

@@ -81,7 +81,8 @@ def test_no_summary_record_means_interrupted(tmp_path: Path) -> None:
                              "path": "/h/.ssh/id_rsa", "access": "read"}) + "\n")
     r = rebuild_report(str(p), default_config())
     assert r.verdict == "interrupted"
-    assert r.verdict_reasons == [{"reason": "interrupted", "detail": "no summary record (the agent was killed or crashed)"}]
+    assert r.verdict_reasons == [{"reason": "interrupted",
+                                  "detail": "no summary record (the agent was killed or crashed)"}]
     assert r.to_markdown().count("interrupted") >= 2
 
 
