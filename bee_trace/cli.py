@@ -256,7 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 pass
     if chain.health.reader_closed:
         _quiet_stdout()
-    print(summary_line(report, loss, verdict), file=sys.stderr)
+    print(summary_line(report, loss, final.state, final.reasons), file=sys.stderr)
     _github_finish(report, args.output)
     if chain.health.failed:
         return EXIT_OUTPUT
@@ -284,12 +284,16 @@ def status_line(loss: dict[str, Any]) -> str:
             f"dropped: {dropped or 'none'}, verdict so far: {loss['verdict']}")
 
 
-def summary_line(report: Any, loss: dict[str, Any], verdict: str) -> str:
+def summary_line(report: Any, loss: dict[str, Any], verdict: str,
+                 reasons: list[dict[str, Any]] | None = None) -> str:
+    """The stderr line; the verdict comes last, after its reasons."""
+    from .verdict import reason_text
     dropped = " ".join(f"{k}={v}" for k, v in loss["dropped"].items())
     high = report.count_at_least("high")
+    why = f"reasons: {', '.join(reason_text(r) for r in reasons)}; " if reasons else ""
     return (f"bee-trace: {report.total} events ({high} high or critical), "
             f"{loss['inspected']} opens inspected, {loss['received']} records read; "
-            f"dropped: {dropped}; verdict: {verdict}")
+            f"dropped: {dropped}; {why}verdict: {verdict}")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ class Stats:
     below_severity: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
     tamper: dict[str, int] = field(default_factory=dict)   # critical tamper events by rule
+    stop_requests: int = 0              # SIGINT/SIGTERM to the agent: its senders go in the summary
+    stopped_by: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Pipeline:
@@ -397,6 +399,10 @@ class Pipeline:
     def confirm(self, ev: Event) -> bool:
         """Exact policy checks the kernel's superset filter cannot make."""
         if ev["kind"] == "tamper":
+            if ev["rule"] == "tamper.stop_request":  # the documented way to stop: not an event
+                self.stats.stopped_by = (self.stats.stopped_by + [
+                    {k: ev.get(k) for k in ("ts", "pid", "comm", "exe", "signal")}])[-5:]
+                return self._reject("stop_requests")
             return True  # aimed at the agent: never filtered away
         if self.opts.command and self.opts.command not in ev["comm"]:
             return self._reject("excluded")
@@ -515,6 +521,7 @@ class Pipeline:
             "governor": list(self.governor.actions),
             "process_cache_evictions": self.ctx.procs.evictions,
             "tamper": dict(self.stats.tamper),
+            "stopped_by": list(self.stats.stopped_by),
             "stalled_ms": self.stall.stalled_ms,
         }
         # verdict.py says what is a loss.

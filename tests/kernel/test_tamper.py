@@ -117,9 +117,10 @@ def test_stop_signals_bpf_access_and_stall_are_reported(tmp_path: Path) -> None:
     assert {e["bpf_cmd"] for e in bpf} == {"BPF_PROG_GET_FD_BY_ID", "BPF_MAP_GET_FD_BY_ID",
                                            "BPF_LINK_GET_FD_BY_ID"}
     assert all(e["object_id"] > 0 and e["severity"] == "critical" for e in bpf)
-    # The stop step's SIGINT is recorded with its sender, low, not held against the run.
-    req = [e for e in tamper if e["rule"] == "tamper.stop_request"]
-    assert [(e["signal"], e["severity"], e["pid"]) for e in req] == [("SIGINT", "low", os.getpid())]
+    # The stop step's SIGINT is no event (counts stay those of the job): its sender is in the
+    # summary, and it is not held against the run.
+    assert not [e for e in tamper if e["rule"] == "tamper.stop_request"]
+    assert [(e["signal"], e["pid"]) for e in summary["loss"]["stopped_by"]] == [("SIGINT", os.getpid())]
     # One verdict, with the reasons.
     assert summary["verdict"] == "degraded"
     reasons = {r["reason"]: r for r in summary["verdict_reasons"]}
@@ -129,11 +130,13 @@ def test_stop_signals_bpf_access_and_stall_are_reported(tmp_path: Path) -> None:
     assert "tamper.stop_request" not in reasons
     assert "verdict" not in summary["loss"]
     assert err.splitlines()[-1].endswith(summary_text(summary))
+    assert "reasons: " in err.splitlines()[-1]
 
 
 def summary_text(summary: dict) -> str:
-    from bee_trace.verdict import Verdict
-    return "verdict: " + Verdict(summary["verdict"], summary["verdict_reasons"]).text()
+    from bee_trace.verdict import reason_text
+    return "reasons: " + ", ".join(reason_text(r) for r in summary["verdict_reasons"]) + \
+        "; verdict: " + summary["verdict"]
 
 
 def test_ptrace_of_the_agent_is_tamper_not_memory(tmp_path: Path) -> None:
