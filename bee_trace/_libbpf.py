@@ -70,6 +70,10 @@ _sig("bpf_program__fd", ctypes.c_int, _vp)
 _sig("bpf_link__destroy", ctypes.c_int, _vp)
 _sig("bpf_link__pin", ctypes.c_int, _vp, ctypes.c_char_p)
 _sig("bpf_map__fd", ctypes.c_int, _vp)
+_sig("bpf_link__fd", ctypes.c_int, _vp)
+_sig("bpf_object__next_map", _vp, _vp, _vp)
+_sig("bpf_map__name", ctypes.c_char_p, _vp)
+_sig("bpf_obj_get_info_by_fd", ctypes.c_int, ctypes.c_int, _vp, ctypes.POINTER(ctypes.c_uint32))
 _sig("bpf_map__set_max_entries", ctypes.c_int, _vp, ctypes.c_uint32)
 _sig("bpf_map__reuse_fd", ctypes.c_int, _vp, ctypes.c_int)
 _sig("bpf_map__max_entries", ctypes.c_uint32, _vp)
@@ -228,6 +232,16 @@ class Program:
         return Link(_check_ptr(ptr, f"attach {self.section} to cgroup"))
 
 
+def object_id(fd: int) -> int | None:
+    """The kernel id of a BPF program, map or link fd (bpf_{prog,map,link}_info: u32 type, u32 id
+    first), or None."""
+    info = ctypes.create_string_buffer(64)
+    n = ctypes.c_uint32(len(info))
+    if fd < 0 or _lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(n)) != 0 or n.value < 8:
+        return None
+    return int.from_bytes(info.raw[4:8], "little")
+
+
 class Link:
     def __init__(self, ptr: int) -> None:
         self._ptr: int | None = ptr
@@ -235,6 +249,9 @@ class Link:
     def pin(self, path: str) -> None:
         """Pin at a bpffs path: the attachment then outlives this process (until unlinked)."""
         _check_rc(_lib.bpf_link__pin(self._ptr, path.encode()), f"pin link at {path}")
+    @property
+    def fd(self) -> int:
+        return int(_lib.bpf_link__fd(self._ptr)) if self._ptr else -1
 
     def destroy(self) -> None:
         if self._ptr:
@@ -253,6 +270,14 @@ class Object:
     def map(self, name: str) -> Map:
         ptr = _check_ptr(_lib.bpf_object__find_map_by_name(self._ptr, name.encode()), f"find map {name}")
         return Map(ptr, name)
+
+    def maps(self) -> list[Map]:
+        out: list[Map] = []
+        ptr = _lib.bpf_object__next_map(self._ptr, None)
+        while ptr:
+            out.append(Map(ptr, (_lib.bpf_map__name(ptr) or b"").decode()))
+            ptr = _lib.bpf_object__next_map(self._ptr, ptr)
+        return out
 
     def programs(self) -> list[Program]:
         progs: list[Program] = []

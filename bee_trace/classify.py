@@ -262,11 +262,18 @@ def _classify_process(ev: dict, cfg: Config) -> None:
     _set(ev, "low", f"process.{op}", "process", 0.0 if op != "exec" else 0.2)
 
 
+def _classify_tamper(ev: dict, cfg: Config) -> None:
+    from .tamper import classify_tamper
+    sev, rule = classify_tamper(ev)
+    _set(ev, sev, rule, "tamper", 1.0 if sev == "critical" else 0.0)
+
+
 _BY_KIND = {
     "file": _classify_file,
     "memory": _classify_memory,
     "network": _classify_network,
     "process": _classify_process,
+    "tamper": _classify_tamper,
 }
 
 

@@ -147,6 +147,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         from .egress.learn import drift_text
         text = drift_text(text, args.format, drift, args.baseline)
     _write_text(args.output, text)
+    print(f"bee-trace: verdict: {report.verdict_text()}", file=sys.stderr)
     _github_finish(report, args.output)
     if args.fail_on == "new-destination":
         return 1 if drift else 0
@@ -227,7 +228,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import Pipeline, PipelineOptions
     from .report import Report
     from .sinks.chain import build_chain
+    from .sinks.failsafe import EXIT_OUTPUT
     from .sinks.jsonl import to_json_line
+    from .verdict import STALL_BOUND_S, decide
 
     if os.geteuid() != 0:
         return _fail("must run as root (BPF needs CAP_BPF and CAP_PERFMON): run it with sudo")
@@ -243,7 +246,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         "host": socket.gethostname(), "probe_types": sorted(probes),
         "command_filter": args.command,
     })
-    out_file = open(args.output, "w", encoding="utf-8") if args.output else None
+    try:
+        out_file = open(args.output, "w", encoding="utf-8") if args.output else None
+    except OSError as e:
+        return _fail(f"--output {args.output}: {e.strerror or e}")
     chain = build_chain(cfg, args.format, out_file, sys.stdout, report, verbose=args.verbose,
                         header=not args.no_header, timestamp_format=args.timestamp_format,
                         start_ns=start_ns)
@@ -256,7 +262,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _fail(str(e))
 
     pipeline = Pipeline(PipelineOptions(probes=probes, config=cfg, command=args.command,
-                                        min_severity=args.filter_severity, profile=args.profile), sinks)
+                                        min_severity=args.filter_severity, profile=args.profile,
+                                        stall_bound_s=STALL_BOUND_S), sinks)
     stop = _Stop()
     try:
         pipeline.start()
@@ -272,7 +279,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.duration if args.duration else None
     next_status = time.monotonic() + STATUS_INTERVAL_S
     try:
-        while stop.signal is None and (deadline is None or time.monotonic() < deadline):
+        while stop.signal is None and (deadline is None or time.monotonic() < deadline) \
+                and not chain.health.reader_closed:
             timeout = None
             if deadline is not None:
                 timeout = max(0.0, min(pipeline.poll_timeout(), deadline - time.monotonic()))
@@ -286,26 +294,50 @@ def cmd_run(args: argparse.Namespace) -> int:
         chain.close()
         loss = fleet.finish(loss)
     interrupted = stop.signal is not None and deadline is not None
-    verdict = "interrupted" if interrupted else loss["verdict"]
+    final = decide(loss, tamper=loss.get("tamper"), stalled_ms=loss.get("stalled_ms"),
+                   output_failures=[f.as_dict() for f in chain.health.failed],
+                   interrupted=f"{signal.Signals(stop.signal).name} before --duration ended"
+                   if interrupted and stop.signal else None)
+    loss["verdict"], loss["verdict_reasons"] = final.state, final.reasons
     end_ns = time.time_ns()
     report.finish({"end": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "end_ns": end_ns,
-                   "duration_s": round((end_ns - start_ns) / 1e9, 3)}, loss, verdict)
-    fleet.report_end(loss, verdict)
+                   "duration_s": round((end_ns - start_ns) / 1e9, 3)}, loss, final.state,
+                  final.reasons)
+    fleet.report_end(loss, final.state)
     fleet.close()
-    if chain.jsonl_stream is not None:
-        chain.jsonl_stream.write(to_json_line(report.summary_record()))
-        chain.jsonl_stream.flush()
+    jsonl = chain.jsonl_stream
+    if jsonl is not None:
+        chain.write_final(jsonl, lambda: (jsonl.write(to_json_line(report.summary_record())),
+                                          jsonl.flush()))
     if args.format in ("json", "markdown", "csv"):
         text = {"markdown": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[args.format]()
-        if out_file:
-            out_file.write(text)
-        else:
-            sys.stdout.write(text)
+        target = out_file or sys.stdout
+        chain.write_final(target, lambda: (target.write(text), target.flush()))
     if out_file:
-        out_file.close()
-    print(summary_line(report, loss, verdict), file=sys.stderr)
+        chain.write_final(out_file, out_file.close)
+        if not out_file.closed:  # the buffered tail could not be written: drop it
+            try:
+                out_file.close()
+            except OSError:
+                pass
+    if chain.health.reader_closed:
+        _quiet_stdout()
+    print(summary_line(report, loss, final.state, final.reasons), file=sys.stderr)
     _github_finish(report, args.output)
+    if chain.health.failed:
+        return EXIT_OUTPUT
     return fail_on_exit_code(report, args.fail_on)
+
+
+def _quiet_stdout() -> None:
+    """Our stdout's reader has gone: later writes (and the interpreter's final flush) go
+    nowhere instead of raising BrokenPipeError."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError):
+        pass
 
 
 STATUS_INTERVAL_S = 10.0
@@ -328,12 +360,16 @@ def status_line(loss: dict[str, Any]) -> str:
             f"dropped: {dropped or 'none'}, verdict so far: {loss['verdict']}")
 
 
-def summary_line(report: Any, loss: dict[str, Any], verdict: str) -> str:
+def summary_line(report: Any, loss: dict[str, Any], verdict: str,
+                 reasons: list[dict[str, Any]] | None = None) -> str:
+    """The stderr line; the verdict comes last, after its reasons."""
+    from .verdict import reason_text
     dropped = " ".join(f"{k}={v}" for k, v in loss["dropped"].items())
     high = report.count_at_least("high")
+    why = f"reasons: {', '.join(reason_text(r) for r in reasons)}; " if reasons else ""
     return (f"bee-trace: {report.total} events ({high} high or critical), "
             f"{loss['inspected']} opens inspected, {loss['received']} records read; "
-            f"dropped: {dropped}; verdict: {verdict}")
+            f"dropped: {dropped}; {why}verdict: {verdict}")
 
 
 if __name__ == "__main__":

@@ -617,14 +617,14 @@ _COMMENTS: dict[str, str] = {
     "network.blocked_ips": "IP addresses or CIDR ranges; connections to them are high severity "
                            "(and denied in block mode)",
     "network.blocked_domains": "Domains (and their subdomains) to flag / block",
-    "network.allowed_domains": "If non-empty, connections to any other domain (or an unknown one) are high severity, and refused in block mode; 'x' = x and its subdomains, '*.x' = subdomains only",
-    "network.allowed_ips": "Addresses or CIDRs always allowed (with allowed_domains: the allowlist enforced in block mode)",
-    "network.dns_servers": "Resolvers the job may query and whose answers name destinations (default: nameservers of /etc/resolv.conf)",
+    "network.allowed_domains": "If non-empty, connections to any other domain (or an unknown one) are high severity, and refused in block mode; 'x' = x and its subdomains, '*.x' = subdomains only",  # noqa: E501
+    "network.allowed_ips": "Addresses or CIDRs always allowed (with allowed_domains: the allowlist enforced in block mode)",  # noqa: E501
+    "network.dns_servers": "Resolvers the job may query and whose answers name destinations (default: nameservers of /etc/resolv.conf)",  # noqa: E501
     "network.allow_loopback": "Loopback destinations pass the allowlist (false: filtered like any other address)",
-    "network.fail_closed": "Block mode: keep the enforcement attached (pinned in bpffs) if the agent dies; `bee-trace unblock` removes it",
+    "network.fail_closed": "Block mode: keep the enforcement attached (pinned in bpffs) if the agent dies; `bee-trace unblock` removes it",  # noqa: E501
     "network.monitored_ports": "Only report these destination ports (empty = all ports)",
     "network.alert_on_any_connection": "Raise every outbound connection to high severity (air-gapped jobs)",
-    "network.mode": "audit = report only; block = refuse blocked destinations, addresses outside the allowlist and raw/packet sockets in the kernel",
+    "network.mode": "audit = report only; block = refuse blocked destinations, addresses outside the allowlist and raw/packet sockets in the kernel",  # noqa: E501
     "network.report_loopback": "Also report connections to 127.0.0.0/8 and ::1",
     "files": "Secret file monitoring. Globs: ** = any number of directories, * and ? stay in one directory;\n"
              "a pattern without a leading / matches at any depth",

@@ -371,3 +371,9 @@ DECODERS: dict[int, Decoder] = {
 def decode_record(rec: np.void, ctx: DecodeContext) -> Event | None:
     fn = DECODERS.get(int(rec["h"]["type"]))
     return fn(rec, ctx) if fn else None
+
+
+# Tamper records are named in their own module (it builds on header_fields above).
+from .tamper import decode_tamper  # noqa: E402
+
+DECODERS[R.EV_TAMPER] = decode_tamper

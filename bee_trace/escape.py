@@ -17,7 +17,6 @@ __all__ = [
     "gh_property",
     "json_safe",
     "json_safe_obj",
-    "rich_text",
 ]
 
 # Invisible characters that reorder or break lines in terminals and browsers
@@ -127,9 +126,3 @@ def json_safe_obj(obj: Any) -> Any:
         return json_safe(obj.decode("utf-8", errors="surrogateescape"))
     return obj
 
-
-def rich_text(s: Any) -> str:
-    """terminal() plus rich markup escaping, for strings embedded in rich markup."""
-    from rich.markup import escape as _rich_escape  # local: rich is only needed for CLI output
-
-    return _rich_escape(terminal(s))

@@ -33,6 +33,7 @@ _PROGRAM_GROUPS: dict[str, set[str]] = {
     "sock_": {"network_monitor"},       # cgroup sock_create: raw/packet/ICMP/vsock sockets
     "mem_": {"memory_monitor"},
     "proc_": {"file_monitor", "network_monitor", "memory_monitor"},
+    "tamper_": {"file_monitor", "network_monitor", "memory_monitor"},   # aimed at the agent
 }
 _PROBE_BITS = {"file_monitor": R.PROBE_FILE, "network_monitor": R.PROBE_NETWORK,
                "memory_monitor": R.PROBE_MEMORY}
@@ -121,7 +122,7 @@ class Kernel:
         self._obj = obj
         obj.map("ring_critical").set_max_entries(_ring_size(self.ring_critical_bytes))
         obj.map("ring_bulk").set_max_entries(_ring_size(self.ring_bulk_bytes))
-        for name in ("agg", "rate_buckets", "learned", "crit_fold"):
+        for name in ("agg", "rate_buckets", "learned", "crit_fold", "seen_keys"):
             obj.map(name).set_max_entries(self.table_entries)
         obj.map("spill").set_max_entries(self.spill_entries)
         for prog in obj.programs():
@@ -186,6 +187,9 @@ class Kernel:
             egress.apply(self)  # type: ignore[attr-defined]
         self.set_settings(os.getpid() if self_tgid is None else self_tgid, **settings)
         self.attach()
+        from .tamper import register_agent
+        assert self._obj is not None
+        register_agent(self._obj, self._links)
 
     def detach(self) -> None:
         """Stop producing records; maps (rings, counters) stay readable until close()."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +23,10 @@ from .identity import any_match
 from .inodes import MAX_INODES, WatchedInode, kernel_dev, watched_inodes
 from .kernel import Kernel, check_min_kernel
 from .ringbuf import RingReader, RingSet
-from .sinks import Run, emit_run
+from .sinks import Run, Sink, as_sink
 from .templates import TemplateCache, template_keys
+from .verdict import StallWatch, decide
 
-Sink = Callable[[Event], None]
 _DROP_AGGREGATED = R.DROP_CAUSES.index("aggregated")
 _DROP_FOLDED = R.DROP_CAUSES.index("folded")
 SPILL_MIN = 65536             # spill map entries (allocated only as used)
@@ -47,6 +47,7 @@ class PipelineOptions:
     ring_critical_bytes: int | None = None
     ring_bulk_bytes: int | None = None
     adaptive: bool = True               # backpressure, wake-up tuning and the CPU governor
+    stall_bound_s: float | None = None  # records waiting longer mean the reader stalled (verdict)
 
 
 @dataclass
@@ -59,13 +60,16 @@ class Stats:
     excluded: int = 0                   # exclude_paths / exclude_processes / --command
     below_severity: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    tamper: dict[str, int] = field(default_factory=dict)   # critical tamper events by rule
+    stop_requests: int = 0              # SIGINT/SIGTERM to the agent: its senders go in the summary
+    stopped_by: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Pipeline:
-    def __init__(self, opts: PipelineOptions, sinks: list[Sink]) -> None:
+    def __init__(self, opts: PipelineOptions, sinks: Sequence[Sink | Callable[[Event], None]]) -> None:
         self.opts = opts
         self.cfg = opts.config
-        self.sinks = sinks
+        self.sinks: list[Sink] = [as_sink(s) for s in sinks]
         self.stats = Stats()
         self.ctx = DecodeContext()
         self.ctx.procs.capacity = self.cfg.advanced.ebpf_params.max_entries_per_map
@@ -99,6 +103,7 @@ class Pipeline:
         self.spilled_reported = 0
         self._spill_drained = 0
         self._last_reason = ""
+        self.stall = StallWatch(opts.stall_bound_s)
         self.rings: RingSet | None = None
         self.started_ns = 0
         self.stopped = False
@@ -189,9 +194,7 @@ class Pipeline:
 
     def flush(self) -> None:
         for sink in self.sinks:
-            flush = getattr(sink, "flush", None)
-            if flush:
-                flush()
+            sink.flush()
 
     def drain(self, budget_s: float | None = DRAIN_BUDGET_S) -> int:
         """Read both rings: the critical one to empty, then one bounded bulk chunk, again and
@@ -253,6 +256,7 @@ class Pipeline:
         as one run, so a flood costs a few list operations per record."""
         self.stats.received += len(batch)
         h = batch["h"]
+        self.stall.observe(h["ts_ns"], time.clock_gettime_ns(time.CLOCK_BOOTTIME))
         types = h["type"].tolist()
         keys, tgids = template_keys(batch, types)
         per_record = list(zip(h["ts_ns"].tolist(), h["tid"].tolist(), h["cpu"].tolist(),
@@ -294,8 +298,10 @@ class Pipeline:
         run = Run(template, rows, self.ctx.realtime_offset_ns)
         self.stats.output += len(rows)
         self.stats.by_kind[template["kind"]] = self.stats.by_kind.get(template["kind"], 0) + len(rows)
+        if template["kind"] == "tamper":
+            self._count_tamper(template, len(rows))
         for sink in self.sinks:
-            emit_run(sink, run)
+            sink.emit_run(run)
 
     def flush_aggregates(self) -> None:
         """Summary events for identical bulk events folded in the kernel since the last flush:
@@ -394,11 +400,24 @@ class Pipeline:
     def emit(self, ev: Event) -> None:
         self.stats.output += 1
         self.stats.by_kind[ev["kind"]] = self.stats.by_kind.get(ev["kind"], 0) + 1
+        if ev["kind"] == "tamper":
+            self._count_tamper(ev, 1)
         for sink in self.sinks:
             sink(ev)
 
+    def _count_tamper(self, ev: Event, n: int) -> None:
+        if ev.get("severity") == "critical":
+            n *= int(ev.get("count", 1) or 1)
+            self.stats.tamper[ev["rule"]] = self.stats.tamper.get(ev["rule"], 0) + n
+
     def confirm(self, ev: Event) -> bool:
         """Exact policy checks the kernel's superset filter cannot make."""
+        if ev["kind"] == "tamper":
+            if ev["rule"] == "tamper.stop_request":  # the documented way to stop: not an event
+                self.stats.stopped_by = (self.stats.stopped_by + [
+                    {k: ev.get(k) for k in ("ts", "pid", "comm", "exe", "signal")}])[-5:]
+                return self._reject("stop_requests")
+            return True  # aimed at the agent: never filtered away
         if self.opts.command and self.opts.command not in ev["comm"]:
             return self._reject("excluded")
         kind = ev["kind"]
@@ -497,17 +516,15 @@ class Pipeline:
                 **{cause: int(drops[lane][i]) for i, cause in enumerate(R.DROP_CAUSES)},
             }
         dropped = {cause: sum(lanes[n][cause] for n in R.LANE_NAMES) for cause in R.DROP_CAUSES}
-        dropped["sink_overflow"] = sum(getattr(sink, "overflow", 0) for sink in self.sinks)
+        dropped["sink_overflow"] = sum(sink.overflow for sink in self.sinks)
+        dropped["output_failed"] = sum(sink.failed for sink in self.sinks)
         # A gap the kernel did not count (ring-full, spilled, spill-full) would be a silent loss.
         uncounted = sum(max(0, lanes[n]["sequence_gaps"] - lanes[n]["ring_full"] - lanes[n]["spilled"]
                             - lanes[n]["spill_full"]) for n in R.LANE_NAMES)
         # Counts folded in the kernel but evicted before we read them are lost counts.
         # (repeats of events policy did not show are not losses)
         folded_unreported = max(0, dropped["folded"] - self.folds.reported - self.folds.rejected)
-        lost = (dropped["ring_full"] + dropped["shed"] + dropped["sink_overflow"] + uncounted
-                + dropped["spill_full"] + folded_unreported
-                + max(0, dropped["aggregated"] - self.agg_reported))
-        return {
+        summary = {
             "inspected": int(per_cpu["inspected"].sum()),
             "candidates": int(per_cpu["candidates"].sum()),
             "received": self.stats.received,
@@ -527,8 +544,15 @@ class Pipeline:
             "governor": list(self.governor.actions),
             "process_cache_evictions": self.ctx.procs.evictions,
             "egress": self.egress_summary(),
-            "verdict": "complete" if lost == 0 else "degraded",
+            "tamper": dict(self.stats.tamper),
+            "stopped_by": list(self.stats.stopped_by),
+            "stalled_ms": self.stall.stalled_ms,
         }
+        # verdict.py says what is a loss.
+        verdict = decide(summary, tamper=self.stats.tamper, stalled_ms=self.stall.stalled_ms)
+        summary["verdict"] = verdict.state
+        summary["verdict_reasons"] = verdict.reasons
+        return summary
 
 
 def read_egress_counters(kernel: Kernel) -> dict[str, int]:

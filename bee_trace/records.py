@@ -113,12 +113,21 @@ agg_dtype = np.dtype([
     ("count", "<u8"), ("key", "<u8"), ("kind", "u1"), ("_pad", "V7"), ("sample", "V248"),
 ])
 
+# enum tamper_rule / enum tamper_target
+TAMPER_SIGNAL, TAMPER_STOP, TAMPER_BPF, TAMPER_MEMORY = 1, 2, 3, 4
+TAMPER_T_PROCESS, TAMPER_T_PROG, TAMPER_T_MAP, TAMPER_T_LINK = 1, 2, 3, 4
+tamper_dtype = np.dtype([
+    ("rule", "<u4"), ("target_kind", "<u4"), ("target_pid", "<u4"), ("signal", "<u4"),
+    ("detail", "<u8"), ("cmd", "<u4"), ("code", "<i4"), ("path_len", "<u4"), ("_pad", "<u4"),
+    ("path", "V128"),
+])
+
 PAYLOAD_SIZE = 272
 payload_dtype = np.dtype({
-    "names": ["file", "chunk", "net", "mem", "proc", "uring", "agg", "dns", "sock"],
+    "names": ["file", "chunk", "net", "mem", "proc", "uring", "agg", "dns", "sock", "tamper"],
     "formats": [file_dtype, chunk_dtype, net_dtype, mem_dtype, proc_dtype, uring_dtype, agg_dtype,
-                dns_dtype, sock_dtype],
-    "offsets": [0, 0, 0, 0, 0, 0, 0, 0, 0],
+                dns_dtype, sock_dtype, tamper_dtype],
+    "offsets": [0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     "itemsize": PAYLOAD_SIZE,
 })
 
@@ -196,6 +205,7 @@ C_STRUCTS: dict[str, np.dtype] = {
     "proc_payload": proc_dtype,
     "uring_payload": uring_dtype,
     "agg_payload": agg_dtype,
+    "tamper_payload": tamper_dtype,
     "event": event_dtype,
     "counters": counters_dtype,
     "file_filter": file_filter_dtype,

@@ -83,6 +83,9 @@ def _detail(ev: dict) -> str:
         if isinstance(names, list) and names:
             d += " secrets: " + ", ".join(_str(n) for n in names)
         return d
+    if kind == "tamper":
+        from .tamper import describe
+        return describe(ev)
     return _str(ev.get("exe")) or _str(ev.get("cmdline"))
 
 
@@ -131,6 +134,7 @@ class Report:
         self.end: dict[str, Any] = {}
         self.loss: dict[str, Any] = {}
         self.verdict: str | None = None
+        self.verdict_reasons: list[dict[str, Any]] = []
         self.notes: list[str] = []
 
     # ------------------------------------------------------------------ ingest
@@ -197,10 +201,17 @@ class Report:
             return
         self.destinations[key] += n
 
-    def finish(self, end_meta: dict | None, loss: dict | None, verdict: str) -> None:
+    def finish(self, end_meta: dict | None, loss: dict | None, verdict: str,
+               reasons: list[dict[str, Any]] | None = None) -> None:
+        """The run's one verdict; the loss counters are kept without a verdict of their own."""
         self.end = dict(end_meta or {})
-        self.loss = dict(loss or {})
+        self.loss = {k: v for k, v in (loss or {}).items() if k not in ("verdict", "verdict_reasons")}
         self.verdict = verdict
+        self.verdict_reasons = [r for r in (reasons or []) if isinstance(r, dict)]
+
+    def verdict_text(self) -> str:
+        from .verdict import Verdict
+        return Verdict(self.verdict or "unknown", self.verdict_reasons).text()
 
     # ------------------------------------------------------------------ queries
 
@@ -269,6 +280,7 @@ class Report:
             "end": dict(self.end),
             "loss": self.loss,
             "verdict": self.verdict,
+            "verdict_reasons": self.verdict_reasons,
             "counts": {
                 "total": self.total,
                 "by_kind": dict(self.by_kind),
@@ -284,6 +296,7 @@ class Report:
             "summary": self.summary(),
             "loss": self.loss,
             "verdict": self.verdict,
+            "verdict_reasons": self.verdict_reasons,
             "notes": self.notes,
             "findings": self.sorted_findings(),
             "destinations": self.sorted_destinations(),
@@ -368,7 +381,9 @@ def rebuild_report(path: str, cfg: Config) -> Report:
         end = summary.get("end") if isinstance(summary.get("end"), dict) else {}
         loss = summary.get("loss") if isinstance(summary.get("loss"), dict) else {}
         verdict = summary.get("verdict")
-        report.finish(end, loss, verdict if isinstance(verdict, str) else "unknown")
+        reasons = summary.get("verdict_reasons")
+        report.finish(end, loss, verdict if isinstance(verdict, str) else "unknown",
+                      reasons if isinstance(reasons, list) else None)
         counts = summary.get("counts")
         if isinstance(counts, dict) and isinstance(counts.get("total"), int) \
                 and counts["total"] != report.total:
@@ -379,7 +394,8 @@ def rebuild_report(path: str, cfg: Config) -> Report:
     else:
         report.metadata.setdefault("start", first_ts)
         # Without the trailer the run did not shut down cleanly: completeness is unproven.
-        report.finish({"end": last_ts}, {}, "interrupted")
+        report.finish({"end": last_ts}, {}, "interrupted",
+                      [{"reason": "interrupted", "detail": "no summary record (the agent was killed or crashed)"}])
         report.notes.append("The event stream has no summary record; the run was interrupted.")
     report.metadata["events_file"] = path
     return report

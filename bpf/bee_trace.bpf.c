@@ -8,5 +8,6 @@
 #include "compat.bpf.c"
 #include "uring.bpf.c"
 #include "links.bpf.c"
+#include "tamper.bpf.c"
 
 char LICENSE[] SEC("license") = "GPL";

@@ -76,6 +76,30 @@ BEE_MAP struct {
 	__type(value, struct rate_value);
 } rate_buckets SEC(".maps");
 
+/* First-of-key: (process, type, key) already sent on the bulk lane. An eviction only means a key
+ * may count as new once more (one extra record), never that a new key is taken for an old one.
+ * Sized from advanced.ebpf_params.max_entries_per_map. */
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 10000);
+	__type(key, struct agg_key);
+	__type(value, __u8);
+} seen_keys SEC(".maps");
+
+/* A first-of-key admission waiting for its ring reservation, per CPU: reserve_event counts the
+ * loss when the ring cannot take it (and forgets the key, so its next event is first again). */
+struct first_pending {
+	__u64 pid_tgid;
+	struct agg_key key;
+};
+
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct first_pending);
+} first_pending SEC(".maps");
+
 BEE_MAP struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 4096);
@@ -156,6 +180,27 @@ static __always_inline void fill_header(struct event *e, int lane, __u8 type, __
 	bpf_get_current_comm(e->h.comm, sizeof(e->h.comm));
 }
 
+static __always_inline struct first_pending *get_first_pending(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&first_pending, &zero);
+}
+
+/* After a bulk reservation: a first-of-key record that found the ring full is a loss of its own
+ * kind (DROP_FIRST_LOST, besides the ring-full count the sequence numbers prove). */
+static __always_inline void first_reserved(struct counters *c, int ok)
+{
+	struct first_pending *p = get_first_pending();
+
+	if (!p || !p->key.key || p->pid_tgid != bpf_get_current_pid_tgid())
+		return;
+	if (!ok) {
+		count_drop(c, LANE_BULK, DROP_FIRST_LOST);
+		bpf_map_delete_elem(&seen_keys, &p->key);
+	}
+	p->key.key = 0;
+}
+
 /* Reserve a record on a lane. Every attempt takes a sequence number, so a gap in the numbers a
  * reader sees is exactly a ring-full drop, which is also counted here. */
 static __always_inline struct event *reserve_event(struct counters *c, int lane, __u8 type)
@@ -170,6 +215,8 @@ static __always_inline struct event *reserve_event(struct counters *c, int lane,
 		e = bpf_ringbuf_reserve(&ring_critical, sizeof(*e), 0);
 	else
 		e = bpf_ringbuf_reserve(&ring_bulk, sizeof(*e), 0);
+	if (lane != LANE_CRITICAL)
+		first_reserved(c, e != 0);
 	if (!e) {
 		count_drop(c, lane, DROP_RING_FULL);
 		return 0;
@@ -204,23 +251,39 @@ static __always_inline void submit_event(struct counters *c, struct settings *s,
 }
 
 /* Admission of a bulk record, cheapest check first; every refusal is counted by cause.
- * Returns 0 to drop; otherwise 1, with *slot set when the caller must store the record's payload
- * as the sample of a new aggregation window (agg_store_sample after filling the record). */
+ * The first record of each new (process, type, key) bypasses shedding, sampling and rate limits
+ * (a flood of old keys cannot hide a new destination); its loss to a full ring is counted as
+ * DROP_FIRST_LOST by reserve_event. key 0: no key (never folded, never first).
+ * Returns 0 to drop; otherwise 1 (2 for a first-of-key), with *slot set when the caller must
+ * store the record's payload as the sample of a new aggregation window (agg_store_sample after
+ * filling the record). The caller reserves its record next. */
 static __always_inline int bulk_admit(struct counters *c, struct settings *s, __u32 type,
 				      __u32 prio, __u64 key, struct agg_value **slot)
 {
 	__u32 t = type & (NR_KINDS - 1);
+	struct agg_key fk = { .tgid = bpf_get_current_pid_tgid() >> 32, .type = t, .key = key };
+	struct first_pending *fp = get_first_pending();
+	int first = 0;
 	__u64 now, n;
 
 	*slot = 0;
+	if (fp)
+		fp->key.key = 0;
 	if (!c || !s)
 		return 0;
-	/* Backpressure from userspace: shed at the source, low first, high never. */
-	if (s->shed_level && prio == PRIO_LOW) {
+	if (key && !bpf_map_lookup_elem(&seen_keys, &fk)) {
+		__u8 one = 1;
+
+		bpf_map_update_elem(&seen_keys, &fk, &one, BPF_ANY);
+		first = 1;
+	}
+	/* Backpressure from userspace: shed at the source, low first, high never; a random half of
+	 * medium at level 2 (a draw, so no rhythm of events can choose which half goes). */
+	if (!first && s->shed_level && prio == PRIO_LOW) {
 		count_drop(c, LANE_BULK, DROP_SHED);
 		return 0;
 	}
-	if (s->shed_level >= 2 && prio == PRIO_MEDIUM && (c->shed_tick++ & 1)) {
+	if (!first && s->shed_level >= 2 && prio == PRIO_MEDIUM && (bpf_get_prandom_u32() & 1)) {
 		count_drop(c, LANE_BULK, DROP_SHED);
 		return 0;
 	}
@@ -245,6 +308,13 @@ static __always_inline int bulk_admit(struct counters *c, struct settings *s, __
 			v->window_start = now;
 			*slot = v;
 		}
+	}
+	if (first) {
+		if (fp) {
+			fp->pid_tgid = bpf_get_current_pid_tgid();
+			fp->key = fk;
+		}
+		return 2;
 	}
 	n = s->sample_every[t];
 	if (n > 1 && c->sample_tick[t]++ % n) {

@@ -231,6 +231,34 @@ struct uring_payload {           /* a process set up an io_uring ring (first tim
 	__u32 flags;
 };
 
+/* Tamper evidence (EV_TAMPER, critical lane): something aimed at the agent itself. */
+enum tamper_rule {
+	TAMPER_SIGNAL = 1,       /* a signal sent to the agent */
+	TAMPER_STOP = 2,         /* SIGSTOP / SIGTSTP sent to the agent */
+	TAMPER_BPF = 3,          /* bpf() by another process getting an fd of one of our objects */
+	TAMPER_MEMORY = 4,       /* ptrace, process_vm_*, pidfd_getfd, /proc/<agent>/... at the agent */
+};
+
+enum tamper_target {
+	TAMPER_T_PROCESS = 1,    /* the agent's process */
+	TAMPER_T_PROG = 2,       /* one of its BPF programs (detail: id) */
+	TAMPER_T_MAP = 3,
+	TAMPER_T_LINK = 4,
+};
+
+struct tamper_payload {
+	__u32 rule;              /* enum tamper_rule */
+	__u32 target_kind;       /* enum tamper_target */
+	__u32 target_pid;        /* the agent's thread the act was aimed at */
+	__u32 signal;            /* signal number (signal rules) */
+	__u64 detail;            /* bpf: object id; memory: ptrace request */
+	__u32 cmd;               /* bpf: command; memory: enum technique */
+	__s32 code;              /* signal: si_code (0 kill, -6 tkill, > 0 from the kernel) */
+	__u32 path_len;
+	__u32 _pad;
+	char path[128];          /* /proc/<agent>/... path, when a file open is the act */
+};
+
 struct agg_payload {
 	__u64 count;             /* events folded into this summary (not counting the first) */
 	__u64 key;
@@ -251,6 +279,7 @@ struct event {                   /* 336 bytes */
 		struct agg_payload agg;
 		struct dns_payload dns;
 		struct sock_payload sock;
+		struct tamper_payload tamper;
 	};
 };
 

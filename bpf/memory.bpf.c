@@ -2,11 +2,13 @@
 /* Memory-access monitor: ptrace attach/seize/peek/poke, process_vm_readv/writev and pidfd_getfd
  * on another process (the /proc/PID/{mem,environ,maps} opens are seen by the open monitor).
  * The target is resolved to its thread group and name in the kernel (bpf_task_from_vpid), so a
- * target that exits at once is still named. Every record goes on the critical lane. */
+ * target that exits at once is still named. Every record goes on the critical lane. An access
+ * aimed at the agent itself is tamper evidence (tamper.h) instead. */
 #include "common.h"
 #include "kfuncs.h"
 #include "missing_defs.h"
 #include "critical.h"
+#include "tamper.h"
 
 #define PTRACE_PEEKTEXT 1
 #define PTRACE_POKEUSR 6
@@ -28,6 +30,8 @@ static __always_inline int emit_mem_target(__u32 tech, __u32 target, const char 
 		return 0;
 	if (target == self)
 		return 0;       /* a process acting on itself is not an event */
+	if (is_agent(s, target))
+		return emit_tamper(TAMPER_MEMORY, TAMPER_T_PROCESS, target, request, tech);
 	c = get_counters();
 	if (crit_folded(c, s, &k))
 		return 0;

@@ -57,7 +57,7 @@ def run(spec: dict[str, Any]) -> int:
         os.sched_setaffinity(0, {int(cpu)})
     from ..pipeline import Pipeline, PipelineOptions
     from ..report import Report
-    from ..sinks import Run
+    from ..sinks import Run, Sink
     from ..sinks.chain import build_chain
 
     stop = False
@@ -107,7 +107,14 @@ def run(spec: dict[str, Any]) -> int:
             lst.extend(now - row[0] for row in run.rows[:max_lat - len(lst)])
             lanes.setdefault(t["kind"], []).extend([t.get("lane") == "bulk"] * n)
 
-    probe.emit_run = probe_run  # type: ignore[attr-defined]
+    class Probe(Sink):
+        """Counts and latency at emission, per event and per run."""
+
+        def __call__(self, ev: dict[str, Any]) -> None:
+            probe(ev)
+
+        def emit_run(self, run: Run) -> None:
+            probe_run(run)
     config = build_config(spec)
     # The same output chain as `bee-trace run --format jsonl --output FILE` (visibility filter,
     # end-of-run report, bounded writer queue, JSON Lines encoder), without the live table:
@@ -120,7 +127,7 @@ def run(spec: dict[str, Any]) -> int:
                            adaptive=spec.get("bulk_wake_bytes") is None,
                            ring_critical_bytes=spec.get("ring_critical_bytes"),
                            ring_bulk_bytes=spec.get("ring_bulk_bytes"))
-    pipeline = Pipeline(opts, sinks=[*chain.sinks, probe])
+    pipeline = Pipeline(opts, sinks=[*chain.sinks, Probe()])
     if spec.get("bulk_wake_bytes") is not None:
         pipeline.kernel.bulk_wake_bytes = int(spec["bulk_wake_bytes"])
     try:

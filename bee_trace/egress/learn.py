@@ -9,8 +9,8 @@ import ipaddress
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from ..classify import domain_matches
 

@@ -41,7 +41,7 @@ class DomainTable:
     capacity: int = 10000
     learned: int = 0                     # EV_DNS records seen
     evictions: int = 0
-    _names: "OrderedDict[tuple[str, int], Answer]" = field(default_factory=OrderedDict)
+    _names: OrderedDict[tuple[str, int], Answer] = field(default_factory=OrderedDict)
 
     def note(self, rec: np.void) -> Answer:
         d = rec["u"]["dns"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 
 BPFFS = "/sys/fs/bpf"
 PIN_DIR = os.path.join(BPFFS, "bee-trace-egress")
@@ -46,7 +47,7 @@ def unpin_all() -> int:
     return len(names)
 
 
-def pin_links(links: list[tuple[str, object]]) -> None:
+def pin_links(links: Sequence[tuple[str, object]]) -> None:
     """Replace earlier pins with these links (the new ones are attached first: no gap)."""
     ensure_bpffs()
     unpin_all()

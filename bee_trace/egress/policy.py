@@ -120,7 +120,7 @@ class EgressPolicy:
     hash_key: int = field(default_factory=lambda: int.from_bytes(os.urandom(8), "little"))
 
     @classmethod
-    def from_config(cls, net: "NetworkConfig") -> "EgressPolicy":
+    def from_config(cls, net: NetworkConfig) -> EgressPolicy:
         servers = tuple(net.dns_servers) if net.dns_servers else tuple(default_dns_servers())
         return cls(block=net.mode == "block", allowed_domains=tuple(net.allowed_domains),
                    blocked_domains=tuple(net.blocked_domains),

@@ -1,7 +1,9 @@
-"""Output sinks. A sink is a callable taking one event dict; it may also have flush() (called
-after each drained batch) and emit_run(run) for a run of records that share one template
-(same process, path or destination, flags): a sink that can write those in one go (JSON Lines)
-avoids building a dict per event; for the others the run is expanded."""
+"""Output sinks. Every sink derives from `Sink`: it is called with one event dict, may write a
+whole run of records that share one template (same process, path or destination, flags) at once
+(`emit_run`: JSON Lines avoids building a dict per event; the default expands the run), is
+flushed after each drained batch, counts the events it could not write (`overflow`: the writer
+queue was full; `failed`: the output failed), and is closed at the end. Callers never probe for
+these with getattr."""
 
 from __future__ import annotations
 
@@ -38,10 +40,40 @@ class Run:
             yield ev
 
 
-def emit_run(sink: Callable[[Event], None], run: Run) -> None:
-    fn = getattr(sink, "emit_run", None)
-    if fn is not None:
-        fn(run)
-    else:
+class Sink:
+    """Base of every output element (a chain element passes everything on to `self.sink`)."""
+
+    overflow: int = 0      # events dropped because the writer was behind (bulk text only)
+    failed: int = 0        # events not written because the output failed (disk full, EIO...)
+
+    def __call__(self, ev: Event) -> None:
+        raise NotImplementedError
+
+    def emit_run(self, run: Run) -> None:
         for ev in run.events():
-            sink(ev)
+            self(ev)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.flush()
+
+
+class CallableSink(Sink):
+    """A plain callable (e.g. `list.append` in tests) as a Sink."""
+
+    def __init__(self, fn: Callable[[Event], None]) -> None:
+        self.fn = fn
+
+    def __call__(self, ev: Event) -> None:
+        self.fn(ev)
+
+
+def as_sink(obj: Sink | Callable[[Event], None]) -> Sink:
+    return obj if isinstance(obj, Sink) else CallableSink(obj)
+
+
+def emit_run(sink: Sink | Callable[[Event], None], run: Run) -> None:
+    """Kept for callers holding a plain callable."""
+    as_sink(sink).emit_run(run)

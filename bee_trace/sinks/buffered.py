@@ -3,17 +3,20 @@ thread into a capture buffer, one per lane; flush() (after each drained batch) h
 a writer thread, which only writes, so a slow disk, pipe or terminal never stalls the ring
 draining and the writer barely holds the GIL. When the writer is behind by `capacity` events,
 bulk text is dropped and its events counted (`sink_overflow`); critical text waits for room:
-it is never dropped."""
+it is never dropped. A write error ends the writer: it is reported once (OutputHealth) and the
+events formatted after it are counted as `failed`, never raised at the caller."""
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from collections import deque
 from collections.abc import Callable
 from typing import IO
 
-from . import Event, Run, emit_run
+from . import Event, Run, Sink
+from .failsafe import OutputHealth, stream_name
 
 
 class Capture:
@@ -33,10 +36,13 @@ class Capture:
         return False
 
 
-class BufferedSink:
-    def __init__(self, sink: Callable[[Event], None], capture: Capture, stream: IO[str],
-                 capacity: int = 65536) -> None:
+class BufferedSink(Sink):
+    def __init__(self, sink: Sink, capture: Capture, stream: IO[str],
+                 capacity: int = 65536, health: OutputHealth | None = None) -> None:
         self.sink = sink
+        self.health = health or OutputHealth()
+        self.name = stream_name(stream)
+        self._reported = False
         self.capture = capture
         self.stream = stream
         self.capacity = capacity
@@ -66,7 +72,7 @@ class BufferedSink:
         self._format(lambda: self.sink(ev), 1, ev.get("lane") == "critical")
 
     def emit_run(self, run: Run) -> None:
-        self._format(lambda: emit_run(self.sink, run), len(run), run.template.get("lane") == "critical")
+        self._format(lambda: self.sink.emit_run(run), len(run), run.template.get("lane") == "critical")
 
     def _format(self, write: Callable[[], None], n: int, critical: bool) -> None:
         self.capture.parts = self._critical if critical else self._bulk
@@ -77,7 +83,10 @@ class BufferedSink:
             self._bulk_n += n
 
     def flush(self) -> None:
-        """Hand what was formatted to the writer, then have it flush the stream."""
+        """Hand what was formatted to the writer, then have it flush the stream. What the inner
+        sink writes when flushed (the live table's view) is never dropped."""
+        self.capture.parts = self._critical
+        self.sink.flush()
         critical = (self._encode("".join(self._critical)), self._critical_n)
         bulk = (self._encode("".join(self._bulk)), self._bulk_n)
         self._critical, self._critical_n, self._bulk, self._bulk_n = [], 0, [], 0
@@ -86,7 +95,8 @@ class BufferedSink:
                 if not n and not text:
                     continue
                 if self._error is not None:  # the writer died (e.g. disk full): count, never block
-                    self.overflow += n
+                    if not self._failure().reader_closed:
+                        self.failed += n
                     continue
                 if self._pending + n > self.capacity and self._pending:
                     if not is_critical:
@@ -100,18 +110,27 @@ class BufferedSink:
             self._flush_requested = True
             self._cond.notify_all()
 
+    def _failure(self):  # type: ignore[no-untyped-def]
+        """Report the writer's error once (from the reading thread)."""
+        assert self._error is not None
+        return self.health.fail(self.name, self._error)
+
     def _encode(self, text: str) -> str | bytes:
         return text if self._fd is None else text.encode("utf-8", "backslashreplace")
 
     def close(self) -> None:
         """Write everything still formatted or queued, flush, and stop the thread."""
+        self.capture.parts = self._critical
+        self.sink.close()
         self.flush()
         with self._cond:
             self._closed = True
             self._cond.notify_all()
         self._thread.join()
         if self._error is not None:
-            raise self._error
+            if not isinstance(self._error, OSError):
+                raise self._error
+            self._failure()
 
     def _run(self) -> None:
         while True:
@@ -132,9 +151,11 @@ class BufferedSink:
                             view = view[os.write(self._fd, view):]
                 if (want_flush or closed) and self._fd is None:
                     self.stream.flush()
-            except BaseException as e:  # e.g. disk full: surface it at close, keep draining
+            except BaseException as e:  # e.g. disk full: reported by the reading thread
                 with self._cond:
                     self._error = e
+                    if isinstance(e, OSError) and e.errno != errno.EPIPE:
+                        self.failed += sum(n for _, n in batch)
                     self._queue.clear()
                     self._pending = 0
                     self._cond.notify_all()

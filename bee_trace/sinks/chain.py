@@ -1,25 +1,28 @@
 """The output chain of `bee-trace run` (also what the benchmark measures): visibility filter,
-bounded writer queues, the end-of-run report. Every element passes runs on whole."""
+bounded writer queues, the end-of-run report, outputs that fail cleanly (failsafe.py). Every
+element passes runs on whole."""
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ..config import Config
-from . import Event, Run, emit_run
+from . import Event, Run, Sink, as_sink
 from .buffered import BufferedSink, Capture
+from .failsafe import FailSafe, FindingsToStderr, OutputHealth, stream_name
 from .jsonl import JsonLinesSink
 from .table import TableSink
 
 
-class Visible:
+class Visible(Sink):
     """Hides process lifecycle and loopback noise unless --verbose or the policy asks for it."""
 
-    def __init__(self, sink: Any, verbose: bool, cfg: Config) -> None:
-        self.sink = sink
+    def __init__(self, sink: Sink | Callable[[Event], None], verbose: bool, cfg: Config) -> None:
+        self.sink = as_sink(sink)
         self.verbose = verbose
         self.loopback = verbose or cfg.network.report_loopback
 
@@ -35,15 +38,16 @@ class Visible:
 
     def emit_run(self, run: Run) -> None:
         if self.shown(run.template):
-            emit_run(self.sink, run)
+            self.sink.emit_run(run)
 
     def flush(self) -> None:
-        flush = getattr(self.sink, "flush", None)
-        if flush:
-            flush()
+        self.sink.flush()
+
+    def close(self) -> None:
+        self.sink.close()
 
 
-class ReportSink:
+class ReportSink(Sink):
     """Feeds the end-of-run report; a run is added once with its count (exact totals)."""
 
     def __init__(self, report: Any) -> None:
@@ -60,16 +64,22 @@ class ReportSink:
 
 @dataclass
 class OutputChain:
-    sinks: list[Any] = field(default_factory=list)      # what the pipeline feeds
+    sinks: list[Sink] = field(default_factory=list)     # what the pipeline feeds
     buffered: list[BufferedSink] = field(default_factory=list)
-    direct: list[Any] = field(default_factory=list)      # sinks writing in the reading thread
+    direct: list[Sink] = field(default_factory=list)     # sinks writing in the reading thread
     jsonl_stream: IO[str] | None = None                  # where the JSON Lines go
+    health: OutputHealth = field(default_factory=OutputHealth)
 
     def close(self) -> None:
-        for sink in self.buffered:
-            sink.close()
-        for sink in self.direct:
-            sink.flush()
+        for buffered in self.buffered:
+            buffered.close()
+        for direct in self.direct:
+            direct.close()
+
+    def write_final(self, stream: IO[str], write: Callable[[], object]) -> bool:
+        """A write after the run (summary record, report) to `stream`; a failure is reported
+        like any other output failure. False when it did not happen."""
+        return self.health.guard(stream_name(stream), write)
 
 
 def _blocks(stream: IO[str]) -> bool:
@@ -88,13 +98,15 @@ def _blocks(stream: IO[str]) -> bool:
 def _output(sink_for: Any, stream: IO[str], verbose: bool, cfg: Config, chain: OutputChain) -> None:
     if _blocks(stream):
         capture = Capture()
-        buffered = BufferedSink(Visible(sink_for(capture), verbose, cfg), capture, stream)
+        buffered = BufferedSink(Visible(sink_for(capture), verbose, cfg), capture, stream,
+                                health=chain.health)
         chain.buffered.append(buffered)
         chain.sinks.append(buffered)
     else:
-        direct = sink_for(stream)
+        # The guard outside the filter: the pipeline reads its failed count.
+        direct = FailSafe(Visible(sink_for(stream), verbose, cfg), stream_name(stream), chain.health)
         chain.direct.append(direct)
-        chain.sinks.append(Visible(direct, verbose, cfg))
+        chain.sinks.append(direct)
 
 
 def build_chain(cfg: Config, fmt: str, out_file: IO[str] | None, stdout: IO[str], report: Any,
@@ -103,6 +115,7 @@ def build_chain(cfg: Config, fmt: str, out_file: IO[str] | None, stdout: IO[str]
     """Pipes and terminals are written by a writer thread with a bounded queue (BufferedSink):
     a slow reader of our output never stalls the ring draining."""
     chain = OutputChain(sinks=[Visible(ReportSink(report), verbose, cfg)])
+    chain.sinks.append(FindingsToStderr(chain.health))
     if fmt == "jsonl":
         chain.jsonl_stream = out_file or stdout
         _output(JsonLinesSink, chain.jsonl_stream, verbose, cfg, chain)
@@ -111,7 +124,11 @@ def build_chain(cfg: Config, fmt: str, out_file: IO[str] | None, stdout: IO[str]
     table_stream = (out_file or stdout) if fmt == "table" else (stdout if out_file and live_table else None)
     if table_stream is not None:
         color = table_stream.isatty()
+        try:
+            width = os.get_terminal_size(table_stream.fileno()).columns if color else 0
+        except (AttributeError, OSError, ValueError):
+            width = 0
         _output(lambda s: TableSink(s, verbose=verbose, header=header, timestamp_format=timestamp_format,
-                                    start_ns=start_ns, color=color),
+                                    start_ns=start_ns, color=color, live=color, width=width),
                 table_stream, verbose, cfg, chain)
     return chain

@@ -7,7 +7,7 @@ from typing import IO, Any
 
 from ..decode import PER_RECORD_FIELDS, TEMPLATE_KEY, iso_ts
 from ..escape import json_safe_obj
-from . import Run
+from . import Run, Sink
 
 # Internal bookkeeping fields that are not part of the event contract.
 _INTERNAL = ("boot_ns", TEMPLATE_KEY)
@@ -62,7 +62,7 @@ def run_lines(run: Run) -> str:
     return "".join(out)
 
 
-class JsonLinesSink:
+class JsonLinesSink(Sink):
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
 

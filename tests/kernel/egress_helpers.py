@@ -69,7 +69,7 @@ class DnsServer:
         head = struct.pack(">HHHHHH", qid, 0x8180 | rcode, 1, len(rrs), 0, 0)
         return head + msg[12:qend] + b"".join(rrs)
 
-    def start(self) -> "DnsServer":
+    def start(self) -> DnsServer:
         self._stop = False
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.udp.bind((self.address, 53))
@@ -89,7 +89,7 @@ class DnsServer:
         while not self._stop:
             try:
                 msg, peer = self.udp.recvfrom(4096)
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             try:
                 self.udp.sendto(self.answer(msg), peer)
@@ -100,7 +100,7 @@ class DnsServer:
         while not self._stop:
             try:
                 conn, _ = self.tcp.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             with conn:
                 conn.settimeout(2)
@@ -148,7 +148,7 @@ class Sink:
             try:
                 c, _ = self.sock.accept()
                 c.close()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from egress_helpers import AAAA, A, CNAME, DnsServer, JobCgroup, Sink, run_client  # noqa: E402
+from egress_helpers import AAAA, CNAME, A, DnsServer, JobCgroup, Sink, run_client  # noqa: E402
 
 from bee_trace import kernel as K  # noqa: E402
 from bee_trace.config import parse_config  # noqa: E402
@@ -239,7 +239,7 @@ def test_raw_and_packet_sockets_refused(monitor, job, dns):
     assert all(e["action"] == "blocked" and e["lane"] == "critical" and e["severity"] == "high"
                and e["rule"] == "network.bypass_socket" for e in evs)
     # AF_PACKET is created outside inet_create (no cgroup hook): killed at socket() entry.
-    code = "import os, socket, sys; print(os.getpid(), flush=True); socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0); print('created')"
+    code = "import os, socket, sys; print(os.getpid(), flush=True); socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0); print('created')"  # noqa: E501
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=job.enter)
     assert p.returncode == -9 and "created" not in p.stdout
     pid = int(p.stdout.split()[0])

@@ -61,8 +61,10 @@ def test_bulk_overflow_counted_critical_kept() -> None:
     assert stream.flushes >= 1
 
 
-def test_writer_error_counts_instead_of_blocking() -> None:
+def test_writer_error_counts_instead_of_blocking(capsys) -> None:
     class Broken:
+        name = "/full/out.jsonl"
+
         def write(self, text: str) -> int:
             raise OSError(28, "No space left on device")
 
@@ -76,13 +78,13 @@ def test_writer_error_counts_instead_of_blocking() -> None:
     for _ in range(5):
         sink({"lane": "critical"})
     sink.flush()
-    assert sink.overflow == 5
-    try:
-        sink.close()
-    except OSError as e:
-        assert e.errno == 28
-    else:
-        raise AssertionError("the writer's error must surface at close")
+    # The event being written and every later one are counted as failed; none is an overflow.
+    assert (sink.failed, sink.overflow) == (6, 0)
+    sink.close()  # the error was reported, not raised
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["bee-trace: output /full/out.jsonl: No space left on device (ENOSPC); "
+                   "monitoring goes on, findings go to stderr and the report"]
+    assert [f.code() for f in sink.health.failures] == ["ENOSPC"]
 
 
 def test_header_written_before_events() -> None:

@@ -3,7 +3,7 @@ import unicodedata
 
 import pytest
 
-from bee_trace.escape import gh_data, gh_property, json_safe, json_safe_obj, markdown, rich_text, terminal
+from bee_trace.escape import gh_data, gh_property, json_safe, json_safe_obj, markdown, terminal
 
 HOSTILE = "ev|il<script>alert(1)</script>\nline2\x1b[31mred\x1b[0m\r\x07\x7f\x9b`x`*b*_u_[l](u)&amp;\\n"
 
@@ -85,16 +85,3 @@ def test_json_safe() -> None:
     text = json.dumps(obj, ensure_ascii=False)
     text.encode("utf-8")
     assert json.loads(text)["p"] == "/tmp/\\xff\\xfename"
-
-
-def test_rich_text_escapes_markup() -> None:
-    from rich.console import Console
-    from rich.text import Text
-
-    out = rich_text("[bold red]x[/]\x1b[2J")
-    console = Console(record=True, width=200, force_terminal=False)
-    console.print(out)
-    rendered = console.export_text()
-    assert "[bold red]x[/]" in rendered
-    assert "\x1b" not in rendered
-    assert isinstance(Text.from_markup(out), Text)
