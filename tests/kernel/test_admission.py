@@ -86,10 +86,11 @@ def test_backpressure_sheds_loopback_never_critical_and_makes_the_run_degraded(m
     blocked = _flood(1, port, host="127.0.0.2")   # blocklisted: critical lane, never shed
     p.drain(budget_s=None)
     shed = _bulk_drops(p, "shed") - shed_before
-    assert _net(mon.events, loop.pid) == []
-    # Every one of the 500 was counted as shed (other processes' loopback traffic in the same
-    # moment is shed and counted too: a handful at most on a test machine).
-    assert 500 <= shed <= 520, shed
+    # The first connect of the new (process, destination) key bypasses shedding (first-of-key);
+    # the other 499 were counted as shed (other processes' loopback traffic in the same moment is
+    # shed and counted too: a handful at most on a test machine).
+    assert len(_net(mon.events, loop.pid)) == 1
+    assert 499 <= shed <= 520, shed
     (crit,) = _net(mon.events, blocked.pid)
     assert crit["lane"] == "critical" and crit["daddr"] == "127.0.0.2" and crit["blocklisted"] is True
     assert crit["uid"] == os.getuid() and crit["dport"] == port
@@ -102,7 +103,7 @@ def test_backpressure_sheds_loopback_never_critical_and_makes_the_run_degraded(m
 
     loss = p.loss_summary()
     assert loss["dropped"]["ring_full"] == 0 and loss["uncounted_gaps"] == 0
-    assert loss["dropped"]["shed"] >= 500 and loss["shed_raised"] == 1
+    assert loss["dropped"]["shed"] >= 499 and loss["shed_raised"] == 1
     assert loss["verdict"] == "degraded"           # shed records are lost records
     lane = loss["lanes"]["bulk"]
     assert lane["attempted"] == lane["emitted"] == lane["received"]
@@ -146,7 +147,8 @@ def test_token_bucket_is_per_session_and_every_refusal_is_counted(monitor) -> No
     assert len(delivered) + limited == n, (len(delivered), limited)
     # The bucket starts full (eps tokens) and refills at eps per second for the whole session,
     # however many processes it forks.
-    assert eps <= len(delivered) <= eps + eps * float(elapsed) + 1, (len(delivered), elapsed)
+    # (+ the first event of each new (process, destination) key, which bypasses the bucket)
+    assert eps <= len(delivered) <= eps + eps * float(elapsed) + 1 + len(pids), (len(delivered), elapsed)
     assert {e["uid"] for e in delivered} == {os.getuid()} and {e["cpu"] for e in delivered} == {0}
     loss = p.loss_summary()
     assert loss["verdict"] == "complete"           # limits are asked for: counted, not lost

@@ -141,4 +141,4 @@ def test_kill_9_then_report_says_interrupted(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines()[-1] == ("bee-trace: verdict: interrupted (interrupted: no summary "
                                          "record (the agent was killed or crashed))")
-    assert "**Verdict:** interrupted" in md.read_text()
+    assert "Verdict: interrupted" in md.read_text()
