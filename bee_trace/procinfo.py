@@ -103,9 +103,9 @@ class ProcCache:
         if info is not None:
             info.exited = True
 
-    def ancestry(self, pid: int, ppid: int | None = None) -> list[str]:
-        """comm names from the oldest known ancestor down to `pid`."""
-        chain: list[str] = []
+    def _lineage(self, pid: int, ppid: int | None) -> list[tuple[int, ProcInfo]]:
+        """(pid, info) from `pid` up to the oldest known ancestor (bounded, cycle-safe)."""
+        chain: list[tuple[int, ProcInfo]] = []
         seen: set[int] = set()
         cur: int | None = pid
         while cur and cur not in seen and len(chain) < ANCESTRY_MAX:
@@ -113,23 +113,17 @@ class ProcCache:
             info = self.get(cur, refresh=False)
             if info is None:
                 break
-            chain.append(info.comm)
+            chain.append((cur, info))
             cur = info.ppid if cur != pid or ppid is None else ppid
-        return list(reversed(chain))
+        return chain
+
+    def ancestry(self, pid: int, ppid: int | None = None) -> list[str]:
+        """comm names from the oldest known ancestor down to `pid`."""
+        return [info.comm for _, info in reversed(self._lineage(pid, ppid))]
 
     def ancestry_pids(self, pid: int, ppid: int | None = None) -> list[int]:
         """The pids of ancestry() (same walk, same order): tells two processes of one name apart."""
-        chain: list[int] = []
-        seen: set[int] = set()
-        cur: int | None = pid
-        while cur and cur not in seen and len(chain) < ANCESTRY_MAX:
-            seen.add(cur)
-            info = self.get(cur, refresh=False)
-            if info is None:
-                break
-            chain.append(cur)
-            cur = info.ppid if cur != pid or ppid is None else ppid
-        return list(reversed(chain))
+        return [p for p, _ in reversed(self._lineage(pid, ppid))]
 
     def seed(self) -> None:
         """Fill the cache from /proc at start."""
