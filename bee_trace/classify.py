@@ -144,6 +144,11 @@ def _classify_file(ev: dict, cfg: Config) -> None:
 # --------------------------------------------------------------------------- memory
 
 
+def _lists_fds(ev: dict) -> bool:
+    """Opening another process's /proc/PID/fd directory: names of its files, not their data."""
+    return ev.get("technique") == "proc_fd" and _s(ev, "path").endswith("/fd")
+
+
 def _classify_memory(ev: dict, cfg: Config) -> None:
     mem = cfg.memory
     levels = cfg.reporting.severity_levels
@@ -152,7 +157,8 @@ def _classify_memory(ev: dict, cfg: Config) -> None:
     secrets = ev.get("secret_env_names") or []
     is_self = ev.get("target_pid") is not None and ev.get("target_pid") == ev.get("pid")
     position = {"proc_mem": 1.0, "process_vm_readv": 0.9, "process_vm_writev": 1.0,
-                "ptrace": 0.8, "pidfd_getfd": 0.7, "proc_environ": 0.6, "proc_maps": 0.3}
+                "ptrace": 0.8, "pidfd_getfd": 0.7, "proc_fd": 0.7, "proc_environ": 0.6,
+                "proc_maps": 0.3}
     pos = position.get(technique, 0.5)
 
     if target_comm in mem.protected_processes and not is_self:
@@ -162,8 +168,8 @@ def _classify_memory(ev: dict, cfg: Config) -> None:
         _set(ev, "low", f"memory.self.{technique}", "memory_access", 0.0)
     elif any_match(mem.exclude_processes, _s(ev, "comm"), _s(ev, "exe")):
         _set(ev, "low", f"memory.excluded.{technique}", "memory_access", 0.2)
-    elif technique in ("proc_environ", "proc_maps") and is_inspector(_s(ev, "exe")):
-        # ps/top/pgrep read every process's /proc entries as their job.
+    elif (technique in ("proc_environ", "proc_maps") or _lists_fds(ev)) and is_inspector(_s(ev, "exe")):
+        # ps/top/pgrep read every process's /proc entries as their job (lsof lists their fds).
         _set(ev, "low", f"memory.inspector.{technique}", "memory_access", 0.1)
     elif mem.alert_on_memory_access:
         _set(ev, levels["memory_access"], f"memory.{technique}", "memory_access", pos)

@@ -20,7 +20,9 @@ def fold_key(ev: Event) -> FoldKey | None:
     """The kernel's fold key (struct fold_key) of a decoded event, or None if it is not folded."""
     if ev.get("aggregated"):
         return None
-    if ev["kind"] == "file" and ev.get("access") in ("read", "write") and ev.get("ino"):
+    # proc_fd of a pipe/memfd is folded by the file it reached, like a file open
+    by_file = ev["kind"] == "file" or ev.get("technique") == "proc_fd"
+    if by_file and ev.get("access") in ("read", "write") and ev.get("ino"):
         write = 1 if ev["access"] == "write" else 0
         uid = ev.get("uid", 0) & 0x7FFFFFFF
         return (ev["pid"], R.EV_FILE, ev["ino"], ev["dev"] | write << 32 | uid << 33)

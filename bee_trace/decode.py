@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import numpy as np
 
 from . import records as R
 from .egress.names import DomainTable
+from .inodes import kernel_dev
 from .procinfo import ProcCache, decode
 
 AF_INET, AF_INET6 = 2, 10
@@ -170,9 +172,56 @@ def decode_link(rec: np.void, ctx: DecodeContext) -> Event:
     return ev
 
 
+_PROC_FD_LINK = re.compile(rb"/proc/(\d+)/(?:task/\d+/)?fd/(\d+)")
+
+
+def proc_fd_target(requested: bytes | None, dev: int, ino: int) -> int:
+    """The process whose /proc/PID/fd/N link the caller named, if that link still leads to the
+    very file the kernel opened (the caller's string alone proves nothing); 0 when unknown."""
+    m = _PROC_FD_LINK.fullmatch(os.path.normpath(requested)) if requested else None
+    if m is None:
+        return 0
+    try:
+        st = os.stat(f"/proc/{int(m[1])}/fd/{int(m[2])}")
+    except (OSError, ValueError):
+        return 0
+    if (kernel_dev(st.st_dev), st.st_ino) != (dev, ino):
+        return 0
+    try:
+        return int(open(f"/proc/{int(m[1])}/status").read().split("\nTgid:", 1)[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def decode_proc_fd(rec: np.void, ctx: DecodeContext, requested: bytes | None) -> Event:
+    """A pipe, memfd, anon inode or unlinked file the opener did not hold: it can only have come
+    through another process's /proc/PID/fd/N (or map_files) link."""
+    ev = header_fields(rec, ctx)
+    f = rec["u"]["file"]
+    dev, ino = int(f["dev"]), int(f["ino"])
+    target = proc_fd_target(requested, dev, ino)
+    info = ctx.procs.get(target, refresh=True) if target else None
+    ev.update({
+        "kind": "memory",
+        "technique": "proc_fd",
+        "target_pid": target,
+        "target_comm": info.comm if info else "",
+        "access": "write" if int(rec["h"]["flags"]) & R.EVF_WRITE else "read",
+        "dev": dev,
+        "ino": ino,
+        "origin": R.ORIGINS.get(int(f["origin"]), "syscall"),
+        "syscall": int(f["syscall"]),
+    })
+    if requested is not None:
+        ev["path"] = decode(requested)
+    return ev
+
+
 def decode_file(rec: np.void, ctx: DecodeContext) -> Event:
     if int(rec["h"]["flags"]) & R.EVF_LINK_OP:
         return decode_link(rec, ctx)
+    if int(rec["u"]["file"]["match"]) & R.MATCH_PROC_FD:
+        return decode_proc_fd(rec, ctx, file_path(rec, ctx)[1])
     ev = header_fields(rec, ctx)
     f = rec["u"]["file"]
     flags = int(rec["h"]["flags"])

@@ -14,7 +14,7 @@ SYSTEM_DIRS = ("/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/", "/usr/local/bin/",
                "/usr/local/sbin/", "/usr/libexec/", "/usr/lib/")
 # Process inspectors that read /proc/*/environ|maps of every process as their job.
 INSPECTORS = frozenset({"ps", "top", "htop", "atop", "btop", "pgrep", "pkill", "pidof",
-                        "pstree", "w", "lsof", "fuser", "pmap", "pwdx", "slabtop", "vmstat"})
+                        "pstree", "w", "lsof", "ss", "fuser", "pmap", "pwdx", "slabtop", "vmstat"})
 
 
 @lru_cache(maxsize=1024)

@@ -24,8 +24,7 @@ BTF_PATH = Path(os.environ.get("BEE_TRACE_BTF") or "/sys/kernel/btf/vmlinux")
 PROBE_TYPES = ("file_monitor", "network_monitor", "memory_monitor")
 # Which monitors need each program (by program-name prefix); process lifecycle feeds them all.
 _PROGRAM_GROUPS: dict[str, set[str]] = {
-    "open_": {"file_monitor", "memory_monitor"},
-    "compat_": {"file_monitor", "memory_monitor"},   # 32-bit syscalls (int 0x80, sysenter)
+    "open_": {"file_monitor", "memory_monitor"},     # every syscall exit, native and 32-bit
     "link_": {"file_monitor"},                         # link/symlink/rename of watched names
     "uring_": {"file_monitor", "network_monitor", "memory_monitor"},
     "net_": {"network_monitor"},        # cgroup connect/sendmsg hooks (egress.bpf.c)

@@ -31,7 +31,7 @@ EVF_CHAINED, EVF_CHUNK_LOST, EVF_UNRESOLVED, EVF_LINK_OP = 1 << 7, 1 << 8, 1 << 
 # enum open_origin
 ORIGINS = {0: "syscall", 1: "compat", 2: "io_uring"}
 # file_payload.match bits
-MATCH_NAME, MATCH_INODE, MATCH_OLD = 1, 2, 4
+MATCH_NAME, MATCH_INODE, MATCH_OLD, MATCH_PROC_FD = 1, 2, 4, 8
 # enum chunk_what
 CHUNK_PATH, CHUNK_REQUESTED, CHUNK_OLD = 0, 1, 2
 # enum tier

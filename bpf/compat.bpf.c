@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* 32-bit syscalls (int 0x80 / sysenter, from 32-bit binaries or 64-bit processes) never reach
- * the syscall tracepoints on x86. raw_tp/sys_exit sees every syscall, so it returns at the first test
- * unless the task is in a compat syscall; then the open family is decided like a native open
- * (open_exit) and the memory-access syscalls like their native probes. Network syscalls need
- * nothing here: the cgroup hooks see the kernel's copy of every destination. */
+ * the syscall tracepoints on x86. files.bpf.c's raw_tp/sys_exit sees every syscall and hands
+ * compat ones here: the open family is decided like a native open (open_exit) and the
+ * memory-access syscalls like their native probes. Network syscalls need nothing here: the
+ * cgroup hooks see the kernel's copy of every destination. */
 #include "common.h"
 #include "open_exit.h"
 
@@ -23,18 +23,10 @@ static __always_inline const char *compat_ptr(unsigned long v)
 	return (const char *)(unsigned long)(__u32)v;
 }
 
-SEC("raw_tp/sys_exit")
-int compat_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+static __always_inline int compat_exit(struct task_struct *t, struct pt_regs *r, long ret)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct pt_regs *r;
-	long ret;
 	__s32 target;
 
-	if (!(t->thread_info.status & TS_COMPAT))
-		return 0;
-	r = (struct pt_regs *)bpf_task_pt_regs(t);
-	ret = (long)ctx->args[1];
 	switch (r->orig_ax) {
 	case NR32_OPEN:
 	case NR32_CREAT:

@@ -117,6 +117,7 @@ enum open_origin {
 #define MATCH_NAME  (1 << 0)     /* "/parent/basename" keys hit the filter */
 #define MATCH_INODE (1 << 1)     /* (dev, ino) of a watched file */
 #define MATCH_OLD   (1 << 2)     /* link/rename: the old name hit the filter */
+#define MATCH_PROC_FD (1 << 3)   /* a pipe/memfd/unlinked file it did not hold: another process's /proc/PID/fd/N */
 
 /* Continuation of a record's strings: the head of a path longer than FILE_TAIL, or the
  * caller's own string. Sent just before the record it belongs to, which has the same tid and

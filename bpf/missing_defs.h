@@ -9,6 +9,7 @@
 #define O_CREAT   00000100
 #define O_TRUNC   00001000
 #define O_APPEND  00002000
+#define __O_TMPFILE 020000000
 
 #define FMODE_READ  0x1
 #define FMODE_WRITE 0x2
@@ -22,6 +23,7 @@
 
 #define PROC_SUPER_MAGIC 0x9fa0
 #define PIDFS_MAGIC      0x50494446
+#define NSFS_MAGIC       0x6e736673
 
 /* x86: thread_info.status bit set while a 32-bit (int 0x80 / sysenter) syscall runs */
 #define TS_COMPAT 0x0002

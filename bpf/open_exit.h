@@ -270,23 +270,69 @@ static __always_inline void emit_file_open(struct counters *c, struct settings *
 	crit_deliver(c, s, e, &k, tier);
 }
 
-/* A syscall (or io_uring request) returned `ret`; when it is a new fd, decide on its file. */
-static __always_inline int open_exit(struct task_struct *t, long ret, long nr, __u8 origin,
-				     const char *upath)
+/* Files only another process's /proc/PID/fd/N (or map_files) link can reach: on an internal
+ * mount (pipes, sockets, anon inodes, memfd) or unlinked. O_TMPFILE files are unlinked from
+ * birth and namespace files (/proc/PID/ns/X, for setns) are not another process's data. */
+static __always_inline int pathless(struct file *f, struct inode *inode)
+{
+	if (f->f_flags & __O_TMPFILE || inode->i_sb->s_magic == NSFS_MAGIC)
+		return 0;
+	return (f->f_path.mnt->mnt_flags & MNT_INTERNAL) || !inode->__i_nlink;
+}
+
+struct held_ctx {
+	struct file **fds;
+	struct inode *inode;
+	long skip;
+	__u32 max;
+	__u32 held;
+};
+
+static long held_step(__u64 i, struct held_ctx *x)
+{
+	struct file *f = 0;
+
+	if (i >= x->max)
+		return 1;
+	if (i == x->skip || bpf_probe_read_kernel(&f, sizeof(f), &x->fds[i]) || !f)
+		return 0;
+	if (VFS_CAST(struct file, f)->f_inode == x->inode) {
+		x->held = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether the task already holds `inode` at another fd than `skip` (then reopening it through
+ * /proc/self/fd, /dev/stdin or a bash process substitution is nothing new). A table longer than
+ * the scan counts as not held: the report is the safe side. */
+#define HELD_SCAN 4096
+static __always_inline int held_elsewhere(struct task_struct *t, struct inode *inode, long skip)
+{
+	struct fdtable *fdt = t->files->fdt;
+	struct held_ctx x = { .inode = inode, .skip = skip };
+
+	if (!fdt)
+		return 0;
+	x.fds = fdt->fd;
+	x.max = fdt->max_fds < HELD_SCAN ? fdt->max_fds : HELD_SCAN;
+	bpf_loop(HELD_SCAN, held_step, &x, 0);
+	return x.held;
+}
+
+/* A syscall or io_uring request opened f (fd: its new descriptor, -1 for an io_uring fixed-file
+ * slot): decide on the kernel object. */
+static __always_inline int open_decide(struct task_struct *t, struct file *f, long fd, long nr,
+				       __u8 origin, const char *upath)
 {
 	struct settings *s = get_settings();
 	struct inode_key key = {};
-	struct counters *c;
+	struct counters *c = get_counters();
 	struct inode *inode;
 	struct dentry *d;
-	struct file *f;
 	__u8 match = 0, tier = TIER_HIGH;
 
-	if (ret < 0 || skip_event(s, PROBE_FILE | PROBE_MEMORY))
-		return 0;
-	f = vfs_fd_file(t, ret);
-	c = get_counters();
-	if (!f || !c)
+	if (!c)
 		return 0;
 	c->inspected++;
 	inode = f->f_inode;
@@ -296,11 +342,18 @@ static __always_inline int open_exit(struct task_struct *t, long ret, long nr, _
 			emit_proc_open(c, s, t, f, inode, d, nr, origin);
 		return 0;
 	}
+	key.ino = inode->i_ino;
+	key.dev = inode->i_sb->s_dev;
+	/* Before the O_PATH test: an O_PATH fd to another process's pipe or memfd is the first
+	 * step of reading it (the reopen through /proc/self/fd is then "held"). */
+	if ((s->probes & PROBE_MEMORY) && pathless(f, inode) && !held_elsewhere(t, inode, fd)) {
+		c->candidates++;
+		emit_file_open(c, s, t, f, &key, MATCH_PROC_FD, TIER_HIGH, nr, origin, upath);
+		return 0;
+	}
 	/* O_PATH fds give no access to the data; reopening one is an open we see. */
 	if (!(s->probes & PROBE_FILE) || (f->f_mode & FMODE_PATH))
 		return 0;
-	key.ino = inode->i_ino;
-	key.dev = inode->i_sb->s_dev;
 	if (bpf_map_lookup_elem(&watched_inodes, &key))
 		match = MATCH_INODE;
 	else if (name_candidate(f, d, &tier))
@@ -316,6 +369,21 @@ static __always_inline int open_exit(struct task_struct *t, long ret, long nr, _
 	}
 	emit_file_open(c, s, t, f, &key, match, tier, nr, origin, upath);
 	return 0;
+}
+
+/* A syscall returned `ret`; when it is a new fd, decide on its file. */
+static __always_inline int open_exit(struct task_struct *t, long ret, long nr, __u8 origin,
+				     const char *upath)
+{
+	struct settings *s = get_settings();
+	struct file *f;
+
+	if (ret < 0 || skip_event(s, PROBE_FILE | PROBE_MEMORY))
+		return 0;
+	f = vfs_fd_file(t, ret);
+	if (!f)
+		return 0;
+	return open_decide(t, f, ret, nr, origin, upath);
 }
 
 #endif

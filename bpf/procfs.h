@@ -12,6 +12,28 @@
 #define NAME_MEM 0x006d656dULL             /* "mem\0" */
 #define NAME_MAPS 0x007370616dULL          /* "maps\0" */
 #define NAME_ENVIRON 0x6e6f7269766e65ULL   /* "environ" (length checked separately) */
+#define NAME_FD 0x006466ULL                /* "fd\0" */
+
+/* "N" of /proc/PID/fd/N: the link itself is opened only with O_PATH|O_NOFOLLOW (a plain open
+ * follows it to the file, see pathless() in open_exit.h). */
+static __always_inline int fd_link_name(struct dentry *dentry, __u64 name, __u32 len)
+{
+	__u64 parent = 0;
+
+	if (len > 7)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < 7; i++) {
+		__u8 ch = name >> (8 * i);
+
+		if (i < len && (ch < '0' || ch > '9'))
+			return 0;
+	}
+	if (dentry->d_parent->d_name.len != 2)
+		return 0;
+	bpf_probe_read_kernel(&parent, 3, dentry->d_parent->d_name.name);
+	return parent == NAME_FD;
+}
 
 struct proc_target {
 	__u32 tgid;
@@ -19,7 +41,7 @@ struct proc_target {
 };
 
 /* The technique when `inode` (on procfs, opened as `dentry`) is /proc/PID[/task/TID]/{mem,
- * environ,maps} of some process; the target's thread group and name in *out. 0 otherwise. */
+ * environ,maps,fd,fd/N} of some process; the target's thread group and name in *out. 0 otherwise. */
 static __always_inline int procfs_technique(struct inode *inode, struct dentry *dentry,
 					    struct proc_target *out)
 {
@@ -33,10 +55,14 @@ static __always_inline int procfs_technique(struct inode *inode, struct dentry *
 	s32 nr;
 
 	len = dentry->d_name.len;
-	if (len < 3 || len > 7)
+	if (!len || len > 7)
 		return 0;
-	bpf_probe_read_kernel(&name, 8, dentry->d_name.name);
-	if (len == 3 && (name & 0xffffffffULL) == NAME_MEM)
+	bpf_probe_read_kernel(&name, len + 1, dentry->d_name.name);
+	if (len == 2 && name == NAME_FD)
+		tech = TECH_PROC_FD;             /* listing another process's open files */
+	else if (fd_link_name(dentry, name, len))
+		tech = TECH_PROC_FD;
+	else if (len == 3 && (name & 0xffffffffULL) == NAME_MEM)
 		tech = TECH_PROC_MEM;
 	else if (len == 4 && (name & 0xffffffffffULL) == NAME_MAPS)
 		tech = TECH_PROC_MAPS;

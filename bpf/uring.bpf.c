@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* io_uring: requests never pass through the syscall tracepoints. An OPENAT/OPENAT2 request is
- * decided at completion on the fd it installed (open_exit, the same as a syscall), and each
+ * decided at completion on the file it installed in the fd table or the ring's fixed-file
+ * table (open_decide, the same as a syscall), and each
  * process that sets up a ring is reported once (low severity). */
 #include "common.h"
 #include "open_exit.h"
@@ -11,6 +12,31 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } uring_seen SEC(".maps");
+
+#define IORING_FILE_INDEX_ALLOC (~0U)
+#define FFS_FLAGS 3UL                  /* io_uring/filetable.h: FFS_NOWAIT | FFS_ISREG */
+
+/* A fixed-file open installs no fd: the file went into the ring's table at slot file_slot - 1,
+ * or at the slot returned when the kernel picked it (IORING_FILE_INDEX_ALLOC). */
+static __always_inline int fixed_open_exit(struct io_kiocb *req, __u32 file_slot, long res, __u8 op)
+{
+	struct settings *s = get_settings();
+	struct io_rsrc_data *table;
+	struct io_rsrc_node *node = 0;
+	__u32 slot;
+
+	if (res < 0 || skip_event(s, PROBE_FILE | PROBE_MEMORY))
+		return 0;
+	slot = file_slot == IORING_FILE_INDEX_ALLOC ? (__u32)res : file_slot - 1;
+	table = &req->ctx->file_table.data;
+	if (slot >= table->nr ||
+	    bpf_probe_read_kernel(&node, sizeof(node), &table->nodes[slot]) || !node)
+		return 0;
+	node = VFS_CAST(struct io_rsrc_node, node);
+	return open_decide(bpf_get_current_task_btf(),
+			   VFS_CAST(struct file, (void *)(node->file_ptr & ~FFS_FLAGS)), -1, op,
+			   ORIGIN_URING, 0);
+}
 
 SEC("tp/io_uring/io_uring_complete")
 int uring_complete(struct trace_event_raw_io_uring_complete *ctx)
@@ -25,9 +51,8 @@ int uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 	if (op != IORING_OP_OPENAT && op != IORING_OP_OPENAT2)
 		return 0;
 	open = VFS_CAST(struct io_open, &req->cmd);
-	/* A fixed-file open installs no fd: its file is in the ring's table (see README). */
 	if (open->file_slot)
-		return 0;
+		return fixed_open_exit(req, open->file_slot, ctx->res, op);
 	return open_exit(bpf_get_current_task_btf(), ctx->res, op, ORIGIN_URING, 0);
 }
 

@@ -151,6 +151,15 @@ def test_io_uring_openat(monitor, home: Path, evade: str) -> None:
     assert len(setups) == 1 and setups[0]["severity"] == "low"
 
 
+def test_io_uring_openat_into_fixed_file_slot(monitor, home: Path, evade: str) -> None:
+    """IORING_OP_OPENAT with file_index installs no fd: decided on the ring's fixed-file table."""
+    mon = monitor(FILE_ONLY)
+    key = str(home / ".ssh" / "id_rsa")
+    p = run([evade, "uring_fixed", key])
+    ev = file_event(mon, p.pid, key)
+    assert ev["origin"] == "io_uring" and ev["syscall"] == 18 and ev["access"] == "read"
+
+
 def test_o_path_reopened_through_proc_self_fd(monitor, home: Path) -> None:
     mon = monitor(FILE_ONLY)
     key = str(home / ".ssh" / "id_rsa")

@@ -419,3 +419,85 @@ def test_process_vm_writev_from_a_thread_and_as_another_uid(monitor):
     finally:
         worker.kill()
         worker.wait()
+
+
+HOLDER = """
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None)
+libc.prctl(15, b"Runner.Worker", 0, 0, 0)       # PR_SET_NAME
+mfd = os.memfd_create("secrets")
+os.write(mfd, sys.argv[1].encode())
+r, w = os.pipe()
+os.write(w, b"job log line\\n")
+print(mfd, r, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture
+def holder():
+    """A Runner.Worker holding a secret in a memfd and a pipe: reachable only through
+    /proc/PID/fd/N."""
+    p = subprocess.Popen([PY, "-c", HOLDER, SECRET.decode()], stdout=subprocess.PIPE, text=True)
+    mfd, rfd = map(int, p.stdout.readline().split())
+    yield p.pid, mfd, rfd
+    p.kill()
+    p.wait()
+
+
+def test_proc_fd_of_another_process(monitor, holder):
+    """Reading a Runner.Worker's memfd through /proc/PID/fd/N (cat follows the link: the
+    kernel opens the memfd itself), listing its fds, and an O_PATH grab reopened through
+    /proc/self/fd: each is proc_fd aimed at the worker."""
+    target, mfd, rfd = holder
+    m = monitor()
+    cat = subprocess.run(["cat", f"/proc/{target}/fd/{mfd}"], capture_output=True, timeout=30)
+    assert cat.stdout == SECRET
+    ls = subprocess.Popen(["ls", f"/proc/{target}/fd"], stdout=subprocess.DEVNULL)
+    ls.wait(timeout=30)
+    code = """
+    import os, sys
+    fd = os.open(f'/proc/{sys.argv[1]}/fd/{sys.argv[2]}', os.O_PATH)
+    print(os.read(os.open(f'/proc/self/fd/{fd}', os.O_RDONLY), 64))
+    """
+    grab = attack(code, target, mfd, via_bash=False)
+    assert SECRET in grab.stdout
+    evs = mem_events(m, target, "proc_fd")
+    m.wait_for(lambda e: e.get("pid") == attacker_pid(grab) and e["kind"] == "memory")
+    evs = [e for e in m.events if e["kind"] == "memory" and e["technique"] == "proc_fd"
+           and e["target_pid"] == target]
+    by_pid = {e["pid"]: e for e in evs}
+    read = by_pid[_pid_of(m, "cat", target)]
+    assert read["path"] == f"/proc/{target}/fd/{mfd}" and read["access"] == "read"
+    assert read["target_comm"] == "Runner.Worker" and read["severity"] == "critical"
+    listing = by_pid[ls.pid]
+    assert listing["path"] == f"/proc/{target}/fd" and listing["severity"] == "critical"
+    grabbed = by_pid[attacker_pid(grab)]
+    assert grabbed["path"] == f"/proc/{target}/fd/{mfd}"
+    # the reopen through /proc/self/fd reads a file the grabber already holds: nothing new
+    assert [e["path"] for e in evs if e["pid"] == attacker_pid(grab)] == [grabbed["path"]]
+
+
+def _pid_of(m, comm: str, target: int) -> int:
+    (ev,) = [e for e in m.events if e["kind"] == "memory" and e["comm"] == comm
+             and e["target_pid"] == target and e["technique"] == "proc_fd"]
+    return ev["pid"]
+
+
+def test_proc_fd_pipe_and_benign_reopens(monitor, holder, tmp_path):
+    """A process substitution (/dev/fd/63), /dev/stdin on a pipe and an O_TMPFILE file reopened
+    through /proc/self/fd are the opener's own files: no event. Reading the worker's pipe is."""
+    target, _, rfd = holder
+    m = monitor()
+    benign = subprocess.Popen(
+        ["bash", "-c", "cat <(echo sub) >/dev/null; echo in | cat /dev/stdin >/dev/null; "
+         f"exec {PY} -c \"import os; fd = os.open('{tmp_path}', os.O_TMPFILE | os.O_RDWR); "
+         "os.write(fd, b'x'); os.close(os.open(f'/proc/self/fd/{fd}', os.O_RDONLY))\""])
+    assert benign.wait(timeout=30) == 0
+    reader = subprocess.Popen(["dd", f"if=/proc/{target}/fd/{rfd}", "bs=13", "count=1",
+                               "status=none"], stdout=subprocess.PIPE)
+    assert reader.communicate(timeout=30)[0] == b"job log line\n"
+    (ev,) = mem_events(m, target, "proc_fd", pid=reader.pid)
+    assert ev["path"] == f"/proc/{target}/fd/{rfd}" and ev["comm"] == "dd"
+    # bash -c (then exec'd python) and its cat children
+    assert [e for e in m.events if e["kind"] == "memory" and benign.pid in (e["pid"], e["ppid"])] == []

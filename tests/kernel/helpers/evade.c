@@ -45,12 +45,18 @@ static int read_one(long fd)
 	return 0;
 }
 
-static int uring_open(const char *path)
+/* fixed: open into slot 0 of a registered (sparse) fixed-file table, so no fd is installed. */
+static int uring_open(const char *path, int fixed)
 {
 	struct io_uring_params p = {0};
 	int ring = syscall(__NR_io_uring_setup, 4, &p);
 	if (ring < 0)
 		return 1;
+	if (fixed) {
+		int slots[1] = { -1 };
+		if (syscall(__NR_io_uring_register, ring, IORING_REGISTER_FILES, slots, 1) < 0)
+			return 1;
+	}
 	size_t sq_sz = p.sq_off.array + p.sq_entries * sizeof(unsigned);
 	size_t cq_sz = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
 	char *sq = mmap(0, sq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
@@ -72,6 +78,7 @@ static int uring_open(const char *path)
 	sqe->fd = AT_FDCWD;
 	sqe->addr = (unsigned long)path;
 	sqe->open_flags = O_RDONLY;
+	sqe->file_index = fixed ? 1 : 0;     /* slot + 1; 0: install an fd */
 	array[idx] = idx;
 	__atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
 	if (syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
@@ -80,6 +87,10 @@ static int uring_open(const char *path)
 	struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
 	unsigned cmask = *(unsigned *)(cq + p.cq_off.ring_mask);
 	int res = cqes[*chead & cmask].res;
+	if (fixed) {
+		printf("slot %d\n", res);
+		return res < 0;
+	}
 	return read_one(res);
 }
 
@@ -133,7 +144,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(mode, "uring"))
-		return uring_open(arg);
+		return uring_open(arg, 0);
+	if (!strcmp(mode, "uring_fixed"))
+		return uring_open(arg, 1);
 	if (!strcmp(mode, "unfaulted")) {
 		/* The path lives in a file-backed page nobody has touched yet. */
 		char tmpl[] = "/tmp/bee-unfaulted-XXXXXX";
