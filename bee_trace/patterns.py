@@ -19,19 +19,17 @@ _FNV_PRIME = 0x100000001B3
 _GLOB_CHARS = set("*?[")
 
 
-def fnv1a_reversed(name: bytes) -> int:
-    """FNV-1a over the bytes in reverse order: the kernel hashes while walking backwards."""
+def name_hash(name: bytes) -> int:
+    """FNV-1a over the name's 8-byte little-endian words, the last zero-padded (name_hash() in
+    bpf/file_match.h: one multiply per word on every open)."""
     h = _FNV_OFFSET
-    for b in reversed(name):
-        h = ((h ^ b) * _FNV_PRIME) & _MASK64
+    for i in range(0, len(name), 8):
+        h = ((h ^ int.from_bytes(name[i:i + 8], "little")) * _FNV_PRIME) & _MASK64
     return h
 
 
 def filter_bit(value: int, kind: int) -> int:
-    x = (value + kind * 0x9E3779B97F4A7C15) & _MASK64
-    x ^= x >> 33
-    x = (x * 0xFF51AFD7ED558CCD) & _MASK64
-    x ^= x >> 33
+    x = ((value ^ (kind * 0xFF51AFD7ED558CCD & _MASK64)) * 0x9E3779B97F4A7C15) & _MASK64
     return x >> (64 - R.FILTER_BITS_LOG2)
 
 
@@ -59,7 +57,7 @@ def kernel_key(pattern: str) -> Key:
         return MATCH_ALL
     base = parts[-1]
     if _is_literal(base):
-        return Key(R.KEY_BASENAME, fnv1a_reversed(base.encode()))
+        return Key(R.KEY_BASENAME, name_hash(base.encode()))
     first = min(base.index(c) for c in _GLOB_CHARS if c in base)
     last = max(i for i, c in enumerate(base) if c in _GLOB_CHARS or c == "]")
     head, tail = base[:first].encode(), base[last + 1:].encode()
@@ -70,7 +68,7 @@ def kernel_key(pattern: str) -> Key:
         n = min(len(head), 8)
         return Key(R.KEY_PREFIX + n, _pack(head[:n]))
     if len(parts) >= 2 and parts[-2] != "**" and _is_literal(parts[-2]):
-        return Key(R.KEY_DIR, fnv1a_reversed(parts[-2].encode()))
+        return Key(R.KEY_DIR, name_hash(parts[-2].encode()))
     return MATCH_ALL
 
 
@@ -93,12 +91,12 @@ def build_filter(patterns: list[str]) -> np.ndarray:
 
 
 def path_keys(path: bytes) -> list[Key]:
-    """The keys the kernel derives from a path (for tests and `check`): same walk as the C code."""
+    """The keys the kernel derives from a path (for tests and `check`): same split as the C code."""
     parts = path.rsplit(b"/", 2)
     base = parts[-1]
-    keys = [Key(R.KEY_BASENAME, fnv1a_reversed(base))]
+    keys = [Key(R.KEY_BASENAME, name_hash(base))]
     if len(parts) >= 2:
-        keys.append(Key(R.KEY_DIR, fnv1a_reversed(parts[-2])))
+        keys.append(Key(R.KEY_DIR, name_hash(parts[-2])))
     padded = b"\0" * 8 + path
     tail = padded[-8:]
     head = (base + b"\0" * 8)[:8]

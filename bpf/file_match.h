@@ -9,16 +9,14 @@
 
 #define FNV_OFFSET 0xcbf29ce484222325ULL
 #define FNV_PRIME 0x100000001b3ULL
-/* A basename and its parent are each at most NAME_MAX (255) bytes. */
-#define TAIL_MAX 520
+#define NAME_MAX_LEN 255
 
+/* One multiply (Fibonacci hashing of value ^ a per-kind constant): up to eight keys are tested
+ * on every open. */
 static __always_inline __u32 filter_bit(__u64 value, __u32 kind)
 {
-	__u64 x = value + (__u64)kind * 0x9E3779B97F4A7C15ULL;
+	__u64 x = (value ^ ((__u64)kind * 0xff51afd7ed558ccdULL)) * 0x9E3779B97F4A7C15ULL;
 
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
 	return (__u32)(x >> (64 - FILTER_BITS_LOG2));
 }
 
@@ -38,90 +36,141 @@ static __always_inline __u64 load_u64(struct path_scratch *sc, __u32 off)
 	off &= 0x1fff;
 	if (off > SCRATCH_LEN + 8)
 		return 0;
-	__builtin_memcpy(&v, (char *)sc + off, sizeof(v));
+	v = *(__u64 *)((char *)sc + off);     /* unaligned loads are fine on x86 */
 	return v;
 }
 
-struct walk_ctx {
-	struct path_scratch *sc;
+/* The key hash of one path component: FNV-1a over its 8-byte little-endian words (the last one
+ * zero-padded), so a typical name costs one or two multiplies. `p` points into a scratch buffer
+ * with at least 8 readable bytes past the name (the names stay far below the buffer's end). */
+#define NAME_WORDS ((NAME_MAX_LEN + 7) / 8)
+struct name_hash_ctx {
+	const char *p;
 	__u64 h;
-	__u64 base_hash;
-	__u64 head;
-	__s32 len;
-	__u32 stage;
+	__u32 len;
 };
 
-/* Four characters of the backward walk: FNV-1a of the basename (reversed), then of its parent
- * directory. Run by bpf_loop(), which the verifier checks once and inlines, where an open-coded
- * loop had to be verified once per iteration and per path length (E2BIG); four characters per
- * call cut the per-call overhead on every open. */
-#define WALK_UNROLL 4
-
-static long walk_step(__u64 i, struct walk_ctx *w)
+/* One word per call: bpf_loop() is verified once, an open-coded loop once per length. */
+static long name_hash_step(__u64 i, struct name_hash_ctx *x)
 {
-	int j;
+	__u32 off = i * 8, rem;
+	__u64 w;
 
-#pragma clang loop unroll(full)
-	for (j = 0; j < WALK_UNROLL; j++) {
-		int idx = w->len - 1 - (int)(i * WALK_UNROLL + j);
-		char ch;
-
-		if (idx < 0)
-			return 1;
-		ch = w->sc->buf[idx & (SCRATCH_LEN - 1)];
-		if (ch == '/') {
-			if (w->stage)
-				return 1;
-			w->stage = 1;
-			w->base_hash = w->h;
-			w->head = load_u64(w->sc, 8 + ((idx + 1) & (SCRATCH_LEN - 1)));
-			w->h = FNV_OFFSET;
-			continue;
-		}
-		w->h = (w->h ^ (__u8)ch) * FNV_PRIME;
-	}
+	if (off >= x->len)
+		return 1;
+	w = *(const __u64 *)(x->p + (off & 255));
+	rem = x->len - off;
+	if (rem < 8)
+		w &= (1ULL << (rem * 8)) - 1;
+	x->h = (x->h ^ w) * FNV_PRIME;
 	return 0;
 }
 
-static __always_inline int path_in_filter(struct path_scratch *sc, __u32 len, __u32 slot)
+static __always_inline __u64 name_hash(const char *p, __u32 len)
 {
-	struct walk_ctx w = { .sc = sc, .h = FNV_OFFSET, .len = (__s32)len };
-	struct file_filter *f;
-	__u64 tail, v;
+	struct name_hash_ctx x = { .p = p, .h = FNV_OFFSET, .len = len };
+
+	bpf_loop(NAME_WORDS, name_hash_step, &x, 0);
+	return x.h;
+}
+
+/* What the filter tests of a path: its basename's and parent's hashes, the 8 bytes ending at
+ * the last character (suffix keys) and the first 8 of the basename (prefix keys). */
+struct path_keys {
+	__u64 base_hash;
+	__u64 dir_hash;
+	__u64 tail;
+	__u64 head;
+	__u32 has_dir;
+};
+
+static __always_inline int keys_in_filter(struct path_keys *k, __u32 slot)
+{
+	struct file_filter *f = bpf_map_lookup_elem(&file_filter, &slot);
+	__u64 v;
 	__u32 i;
 
-	f = bpf_map_lookup_elem(&file_filter, &slot);
 	if (!f)
 		return 0;
 	if (f->match_all)
 		return 1;
-
-	bpf_loop(TAIL_MAX / WALK_UNROLL + 1, walk_step, &w, 0);
-	if (!w.stage) {
-		w.base_hash = w.h;
-		w.head = load_u64(sc, 8);
-	}
-	if (filter_has(f, w.base_hash, KEY_BASENAME))
+	if (filter_has(f, k->base_hash, KEY_BASENAME))
 		return 1;
-	if (w.stage && filter_has(f, w.h, KEY_DIR))
+	if (k->has_dir && filter_has(f, k->dir_hash, KEY_DIR))
 		return 1;
-
-	/* Path suffix of L bytes: the 8 bytes ending at the last character, little-endian. */
-	tail = load_u64(sc, len);
 #pragma clang loop unroll(full)
 	for (i = 1; i <= 8; i++) {
 		if (f->suffix_lengths & (1U << i)) {
-			v = i == 8 ? tail : tail >> (64 - 8 * i);
+			v = i == 8 ? k->tail : k->tail >> (64 - 8 * i);
 			if (filter_has(f, v, KEY_SUFFIX + i))
 				return 1;
 		}
 		if (f->prefix_lengths & (1U << i)) {
-			v = i == 8 ? w.head : w.head & ((1ULL << (8 * i)) - 1);
+			v = i == 8 ? k->head : k->head & ((1ULL << (8 * i)) - 1);
 			if (filter_has(f, v, KEY_PREFIX + i))
 				return 1;
 		}
 	}
 	return 0;
+}
+
+/* Keys of sc->buf[0, len) = ".../parent/basename" whose last two '/' are at `slash` (the one
+ * before the basename) and `slash2` (before the parent; -1 when there is no second '/'). */
+static __always_inline void split_keys(struct path_scratch *sc, __u32 len, __s32 slash,
+				       __s32 slash2, struct path_keys *k)
+{
+	__u32 b = (__u32)(slash + 1) & (SCRATCH_LEN - 1);
+	__u32 d = (__u32)(slash2 + 1) & (SCRATCH_LEN - 1);
+
+	k->base_hash = name_hash(&sc->buf[b], (len - b) & NAME_MAX_LEN);
+	k->head = load_u64(sc, 8 + b);
+	k->tail = load_u64(sc, len);
+	k->has_dir = slash >= 0;
+	if (k->has_dir)
+		k->dir_hash = name_hash(&sc->buf[d], ((__u32)slash - d) & NAME_MAX_LEN);
+}
+
+struct split_ctx {
+	struct path_scratch *sc;
+	__s32 len;
+	__s32 slash;
+	__s32 slash2;
+};
+
+/* Eight characters of the backward search for the last two '/'. */
+#define SPLIT_UNROLL 8
+static long split_step(__u64 i, struct split_ctx *x)
+{
+	int j;
+
+#pragma clang loop unroll(full)
+	for (j = 0; j < SPLIT_UNROLL; j++) {
+		int idx = x->len - 1 - (int)(i * SPLIT_UNROLL + j);
+
+		if (idx < 0)
+			return 1;
+		if (x->sc->buf[idx & (SCRATCH_LEN - 1)] != '/')
+			continue;
+		if (x->slash >= 0) {
+			x->slash2 = idx;
+			return 1;
+		}
+		x->slash = idx;
+	}
+	return 0;
+}
+
+/* For a path whose split is unknown (link/rename names composed from the caller's string). A
+ * component longer than NAME_MAX cannot name a file: it is hashed modulo that length, harmless
+ * for a superset filter. */
+static __always_inline int path_in_filter(struct path_scratch *sc, __u32 len, __u32 slot)
+{
+	struct split_ctx x = { .sc = sc, .len = (__s32)len, .slash = -1, .slash2 = -1 };
+	struct path_keys k = {};
+
+	bpf_loop(2 * (NAME_MAX_LEN + 1) / SPLIT_UNROLL + 1, split_step, &x, 0);
+	split_keys(sc, len, x.slash, x.slash2, &k);
+	return keys_in_filter(&k, slot);
 }
 
 static __always_inline int path_is_candidate(struct path_scratch *sc, __u32 len)

@@ -127,6 +127,7 @@ static __always_inline int name_candidate(struct file *f, struct dentry *d, __u8
 	struct vfsmount *vfs = f->f_path.mnt;
 	struct dentry *p = d->d_parent;
 	struct path_scratch *sc;
+	struct path_keys k = {};
 	__u32 zero = 0, bn, pn, len;
 
 	sc = bpf_map_lookup_elem(&path_scratch, &zero);
@@ -149,9 +150,10 @@ static __always_inline int name_candidate(struct file *f, struct dentry *d, __u8
 	bpf_probe_read_kernel(&sc->buf[(2 + pn) & 511], bn, d->d_name.name);
 	len = 2 + pn + bn;
 	sc->buf[len & 1023] = 0;
-	if (!path_is_candidate(sc, len))
+	split_keys(sc, len, 1 + pn, 0, &k);
+	if (!keys_in_filter(&k, FILTER_ALL))
 		return 0;
-	*tier = path_in_filter(sc, len, FILTER_HIGH) ? TIER_HIGH : TIER_LOW;
+	*tier = keys_in_filter(&k, FILTER_HIGH) ? TIER_HIGH : TIER_LOW;
 	return 1;
 }
 
