@@ -10,7 +10,7 @@ from .buildinfo import describe_build, kernel_btf_info, object_info
 from .kernel import BTF_PATH, OBJECT_PATH, PROBE_TYPES, TRACEFS, Kernel, SetupError, ensure_tracefs
 
 
-def run_check() -> int:
+def run_check(profile: str | None = None) -> int:
     rows: list[tuple[str, bool, str]] = []
     root = os.geteuid() == 0
     rows.append(("root", root, "yes" if root else "no: run with sudo"))
@@ -40,7 +40,8 @@ def run_check() -> int:
         rows.append(("ring buffer", ok, "BPF_MAP_TYPE_RINGBUF" if ok else "unsupported (kernel < 5.8)"))
     attached = 0
     if all(ok for _, ok, _ in rows):
-        k = Kernel(probes=set(PROBE_TYPES))
+        compat = profile != "max-performance"
+        k = Kernel(probes=set(PROBE_TYPES), compat_syscalls=compat)
         try:
             k.load()
             k.attach()
@@ -51,11 +52,15 @@ def run_check() -> int:
         for st in k.coverage:
             good = st.state == "attached"
             attached += good
-            rows.append((f"probe {st.section}", good or st.state == "missing-tracepoint", st.state))
+            rows.append((f"probe {st.section}", good or st.state.startswith(("missing-tracepoint", "replaced")),
+                         st.state))
+        rows.append(("coverage 32-bit syscalls", compat,
+                     "watched (raw_tp/sys_exit)" if compat else
+                     "NOT watched: the max-performance profile (int 0x80 opens and ptrace unseen)"))
     width = max(len(r[0]) for r in rows)
     for name, ok, detail in rows:
         print(f"{'ok ' if ok else 'NO '} {name:<{width}}  {detail}")
-    usable = all(ok for name, ok, _ in rows if not name.startswith("probe ")) and attached > 0
+    usable = all(ok for name, ok, _ in rows if not name.startswith(("probe ", "coverage "))) and attached > 0
     print("monitoring: " + ("possible" if usable else "NOT possible"), file=sys.stderr)
     return 0 if usable else 2
 

@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bee-trace", description="eBPF runtime security monitor")
     sub = parser.add_subparsers(dest="cmd")
     _run_parser(sub.add_parser("run", help="monitor (the default command)"))
-    sub.add_parser("check", help="what this machine supports; non-zero if monitoring cannot work")
+    chk = sub.add_parser("check", help="what this machine supports; non-zero if monitoring cannot work")
+    chk.add_argument("--profile", choices=("max-coverage", "balanced", "max-performance"),
+                     help="report the coverage a run with this profile would have")
     rp = sub.add_parser("report", help="rebuild a report from a saved JSON Lines stream")
     rp.add_argument("events", help="JSON Lines file written by `run --format jsonl`")
     rp.add_argument("--format", choices=("markdown", "json", "csv"), default="markdown")
@@ -89,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if args.cmd == "check":
             from .check import run_check
-            return run_check()
+            return run_check(args.profile)
         if args.cmd == "report":
             return cmd_report(args)
         if args.cmd == "config":

@@ -25,6 +25,7 @@ PROBE_TYPES = ("file_monitor", "network_monitor", "memory_monitor")
 # Which monitors need each program (by program-name prefix); process lifecycle feeds them all.
 _PROGRAM_GROUPS: dict[str, set[str]] = {
     "open_": {"file_monitor", "memory_monitor"},     # every syscall exit, native and 32-bit
+    "opentp_": {"file_monitor", "memory_monitor"},   # max-performance: native opens only
     "link_": {"file_monitor"},                         # link/symlink/rename of watched names
     "uring_": {"file_monitor", "network_monitor", "memory_monitor"},
     "net_": {"network_monitor"},        # cgroup connect/sendmsg hooks (egress.bpf.c)
@@ -91,7 +92,7 @@ def tracepoint_exists(section: str) -> bool:
 class ProgramStatus:
     name: str
     section: str
-    state: str           # attached | not-needed | missing-tracepoint | failed: ...
+    state: str           # attached | not-needed | missing-tracepoint | replaced ... | off: ... | failed: ...
 
 
 @dataclass
@@ -106,6 +107,7 @@ class Kernel:
     table_entries: int = 10000          # advanced.ebpf_params.max_entries_per_map
     spill_entries: int = 65536          # critical events kept while the ring is full
     fail_closed: bool = False           # network.fail_closed: pin the egress links (block mode)
+    compat_syscalls: bool = True        # False: per-syscall open tracepoints, 32-bit syscalls unwatched
     coverage: list[ProgramStatus] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -126,7 +128,15 @@ class Kernel:
         obj.map("spill").set_max_entries(self.spill_entries)
         for prog in obj.programs():
             groups = next((g for p, g in _PROGRAM_GROUPS.items() if prog.name.startswith(p)), set())
-            if not groups & self.probes:
+            if groups & self.probes and prog.name.startswith("open") and \
+                    prog.name.startswith("opentp_") == self.compat_syscalls:
+                # one of the two ways to see opens: every syscall exit (with 32-bit syscalls) or
+                # the open family's own tracepoints (max-performance)
+                prog.set_autoload(False)
+                state = "replaced by raw_tp/sys_exit" if self.compat_syscalls else \
+                    "off: max-performance profile (32-bit syscalls unwatched)"
+                self.coverage.append(ProgramStatus(prog.name, prog.section, state))
+            elif not groups & self.probes:
                 prog.set_autoload(False)
                 self.coverage.append(ProgramStatus(prog.name, prog.section, "not-needed"))
             elif not tracepoint_exists(prog.section):

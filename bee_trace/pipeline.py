@@ -85,6 +85,7 @@ class Pipeline:
             table_entries=self.cfg.advanced.ebpf_params.max_entries_per_map,
             spill_entries=max(SPILL_MIN, self.cfg.advanced.ebpf_params.max_entries_per_map),
             fail_closed=self.cfg.network.fail_closed,
+            compat_syscalls=self.tuning.compat_syscalls,
         )
         self.bulk_timeout_s = self.tuning.bulk_timeout_s
         self.backpressure = Backpressure()
@@ -500,6 +501,13 @@ class Pipeline:
         out["names_known"] = len(self.ctx.names)
         return out
 
+    def coverage_gaps(self) -> list[str]:
+        """What this run chose not to watch (the verdict names it)."""
+        gaps = []
+        if not self.tuning.compat_syscalls and self.kernel.probes & {"file_monitor", "memory_monitor"}:
+            gaps.append("compat_syscalls")
+        return gaps
+
     # -- loss accounting ---------------------------------------------------------------------
     def loss_summary(self) -> dict[str, Any]:
         per_cpu = self.kernel.counters_per_cpu()
@@ -547,6 +555,7 @@ class Pipeline:
             "tamper": dict(self.stats.tamper),
             "stopped_by": list(self.stats.stopped_by),
             "stalled_ms": self.stall.stalled_ms,
+            "coverage_gaps": self.coverage_gaps(),
         }
         # verdict.py says what is a loss.
         verdict = decide(summary, tamper=self.stats.tamper, stalled_ms=self.stall.stalled_ms)

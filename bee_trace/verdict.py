@@ -76,6 +76,9 @@ def decide(loss: dict[str, Any], *, tamper: dict[str, int] | None = None,
             reasons.append({"reason": rule, "count": n})
     if stalled_ms:
         reasons.append({"reason": "stalled", "longest_wait_ms": stalled_ms})
+    for gap in loss.get("coverage_gaps") or []:
+        # not a loss, but a run that watched less must not read as complete
+        reasons.append({"reason": "coverage", "unwatched": gap})
     if interrupted:
         reasons.append({"reason": "interrupted", "detail": interrupted})
         return Verdict(INTERRUPTED, reasons)

@@ -85,7 +85,24 @@ def test_check_reports_every_capability_and_attached_probes() -> None:
     with Object(str(OBJECT_PATH)) as obj:
         sections = {f"probe {p.section}" for p in obj.programs()}
     assert set(probes) == sections
-    assert set(probes.values()) == {"attached"}, probes
+    # opens are seen at every syscall exit (raw_tp, 32-bit syscalls too), which replaces the
+    # open family's own exit tracepoints (the max-performance profile's way)
+    replaced = {n for n, st in probes.items() if st == "replaced by raw_tp/sys_exit"}
+    assert replaced == {f"probe tp/syscalls/sys_exit_{n}" for n in
+                        ("open", "creat", "openat", "openat2", "open_tree", "open_by_handle_at")}
+    assert {st for n, st in probes.items() if n not in replaced} == {"attached"}, probes
+    assert rows["coverage 32-bit syscalls"] == ("ok ", "watched (raw_tp/sys_exit)")
+    assert res.stderr.strip() == "monitoring: possible"
+
+
+def test_check_names_the_coverage_max_performance_gives_up() -> None:
+    res = cli("check", "--profile", "max-performance")
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = {m.group(2): (m.group(1), m.group(3))
+            for m in re.finditer(r"^(ok |NO ) (\S.*?)\s{2,}(.*)$", res.stdout, re.M)}
+    assert rows["probe raw_tp/sys_exit"][1].startswith("off: max-performance profile")
+    assert rows["probe tp/syscalls/sys_exit_openat"] == ("ok ", "attached")
+    assert rows["coverage 32-bit syscalls"][0] == "NO "
     assert res.stderr.strip() == "monitoring: possible"
 
 

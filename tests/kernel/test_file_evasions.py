@@ -68,6 +68,24 @@ def test_int80_open_from_64bit_process(monitor, home: Path, evade: str) -> None:
     assert ev["origin"] == "compat" and ev["syscall"] == 295 and ev["requested_path"] == "id_rsa"
 
 
+def test_max_performance_profile_sees_native_opens_and_says_it_misses_compat(
+        monitor, home: Path, evade: str) -> None:
+    """max-performance swaps the every-syscall probe for the open family's own tracepoints: a
+    native open is still reported, an int 0x80 open is not, and the verdict names the gap."""
+    mon = monitor(FILE_ONLY, profile="max-performance")
+    key = str(home / ".ssh" / "id_rsa")
+    compat = run([evade, "open32", key])
+    native = subprocess.run(["cat", key], capture_output=True, timeout=30)
+    assert native.returncode == 0
+    ev = mon.wait_for(lambda e: e["kind"] == "file" and e["path"] == key and e["comm"] == "cat")
+    assert len(ev) == 1 and ev[0]["origin"] == "syscall" and ev[0]["syscall"] == 257
+    assert [e for e in mon.events if e["kind"] == "file" and e.get("pid") == compat.pid] == []
+    summary = mon.pipeline.stop()
+    assert summary["coverage_gaps"] == ["compat_syscalls"]
+    assert summary["verdict"] == "degraded"
+    assert {"reason": "coverage", "unwatched": "compat_syscalls"} in summary["verdict_reasons"]
+
+
 def test_dotdot_through_excluded_git_dir_is_reported(monitor, home: Path) -> None:
     """The raw string matches the default exclusion **/.git/**; the opened file does not."""
     mon = monitor(FILE_ONLY)
