@@ -71,6 +71,14 @@ def test_flood_of_one_file_folds_to_exact_count_while_agent_stopped(tmp_path: Pa
     crit = summary["loss"]["lanes"]["critical"]
     assert crit["spill_full"] == 0 and summary["loss"]["uncounted_gaps"] == 0
     assert crit["folded"] >= 299_000
+    # the stop itself is evidence, recorded by the kernel while the agent could not read: it
+    # names this process as the sender, and the run cannot call itself complete
+    stops = [e for e in lines if e.get("kind") == "tamper" and e.get("rule") == "tamper.stop"]
+    assert [(e["pid"], e["signal"], e["target_pid"], e["severity"]) for e in stops] == \
+        [(os.getpid(), "SIGSTOP", agent.pid, "critical")], stops
+    assert stops[0]["exe"] == os.path.realpath(sys.executable)
+    assert summary["verdict"] == "degraded"
+    assert {"reason": "tamper.stop", "count": 1} in summary["verdict_reasons"]
 
 
 @pytest.mark.parametrize("ext", ["crt", "key"])   # a lower tier (certificates), the highest tier
