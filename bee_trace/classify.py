@@ -88,19 +88,19 @@ def _s(ev: dict, key: str) -> str:
 # --------------------------------------------------------------------------- file
 
 
+# (category, forced severity) of each class's patterns, in order of precedence: public keys first.
+_CLASSES = ((_PUBLIC, "watched", None), (_SSH, "ssh_key", "critical"),
+            (_CLOUD, "cloud_credential", "critical"), (_PRIVATE_KEY, "private_key", "high"),
+            (_CREDENTIAL, "credential", "high"))
+# One regex pass over every class: the alternation tries patterns in precedence order.
+_ALL_CLASSES = GlobSet([p for gs, _, _ in _CLASSES for p in gs.patterns])
+_CLASS_OF = {p: (cat, forced) for gs, cat, forced in reversed(_CLASSES) for p in gs.patterns}
+
+
 def _file_class(path: str) -> tuple[str, str | None]:
     """(category, forced severity) for a path; forced None = use file_access level."""
-    if _PUBLIC.match(path):
-        return "watched", None
-    if _SSH.match(path):
-        return "ssh_key", "critical"
-    if _CLOUD.match(path):
-        return "cloud_credential", "critical"
-    if _PRIVATE_KEY.match(path):
-        return "private_key", "high"
-    if _CREDENTIAL.match(path):
-        return "credential", "high"
-    return "watched", None
+    pattern = _ALL_CLASSES.match(path)
+    return _CLASS_OF[pattern] if pattern else ("watched", None)
 
 
 def _classify_file(ev: dict, cfg: Config) -> None:

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import records as R
+from .globs import literal_key
 
 _MASK64 = (1 << 64) - 1
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
-_GLOB_CHARS = set("*?[")
 
 
 def name_hash(name: bytes) -> int:
@@ -46,30 +46,21 @@ class Key:
 MATCH_ALL = Key(0, 0)
 
 
-def _is_literal(s: str) -> bool:
-    return not (set(s) & _GLOB_CHARS)
-
-
 def kernel_key(pattern: str) -> Key:
-    """The one key a path must have to match `pattern` (MATCH_ALL when there is none)."""
-    parts = [p for p in pattern.split("/") if p]
-    if not parts or parts[-1] == "**":
+    """The one key a path must have to match `pattern` (MATCH_ALL when there is none): the
+    hash or packed bytes of globs.literal_key, the literal userspace confirms on too."""
+    key = literal_key(pattern)
+    if key is None:
         return MATCH_ALL
-    base = parts[-1]
-    if _is_literal(base):
-        return Key(R.KEY_BASENAME, name_hash(base.encode()))
-    first = min(base.index(c) for c in _GLOB_CHARS if c in base)
-    last = max(i for i, c in enumerate(base) if c in _GLOB_CHARS or c == "]")
-    head, tail = base[:first].encode(), base[last + 1:].encode()
-    if tail and len(tail) >= len(head):
-        n = min(len(tail), 8)
-        return Key(R.KEY_SUFFIX + n, _pack(tail[-n:]))
-    if head:
-        n = min(len(head), 8)
-        return Key(R.KEY_PREFIX + n, _pack(head[:n]))
-    if len(parts) >= 2 and parts[-2] != "**" and _is_literal(parts[-2]):
-        return Key(R.KEY_DIR, name_hash(parts[-2].encode()))
-    return MATCH_ALL
+    kind, lit = key[0], key[1].encode()
+    if kind == "base":
+        return Key(R.KEY_BASENAME, name_hash(lit))
+    if kind == "dir":
+        return Key(R.KEY_DIR, name_hash(lit))
+    n = min(len(lit), 8)
+    if kind == "suffix":
+        return Key(R.KEY_SUFFIX + n, _pack(lit[-n:]))
+    return Key(R.KEY_PREFIX + n, _pack(lit[:n]))
 
 
 def build_filter(patterns: list[str]) -> np.ndarray:

@@ -37,6 +37,9 @@ class ProcCache:
     capacity: int = 8192
     evictions: int = 0
     _items: OrderedDict[int, ProcInfo] = field(default_factory=OrderedDict)
+    _gen: int = 0                # bumped on every change: lineages computed before are stale
+    _lineage_gen: int = -1
+    _lineages: dict[tuple[int, int | None], list[tuple[int, ProcInfo]]] = field(default_factory=dict)
 
     def get(self, pid: int, refresh: bool = False) -> ProcInfo | None:
         info = self._items.get(pid)
@@ -50,6 +53,7 @@ class ProcCache:
         return fresh
 
     def put(self, info: ProcInfo) -> None:
+        self._gen += 1
         self._items[info.pid] = info
         self._items.move_to_end(info.pid)
         while len(self._items) > self.capacity:
@@ -57,6 +61,7 @@ class ProcCache:
             self.evictions += 1
 
     def forget(self, pid: int) -> None:
+        self._gen += 1
         self._items.pop(pid, None)
 
     def peek(self, pid: int) -> ProcInfo | None:
@@ -104,7 +109,23 @@ class ProcCache:
             info.exited = True
 
     def _lineage(self, pid: int, ppid: int | None) -> list[tuple[int, ProcInfo]]:
-        """(pid, info) from `pid` up to the oldest known ancestor (bounded, cycle-safe)."""
+        """(pid, info) from `pid` up to the oldest known ancestor (bounded, cycle-safe); walked
+        again only after the cache changed (every event of a process asks)."""
+        key = (pid, ppid)
+        if self._lineage_gen == self._gen:
+            hit = self._lineages.get(key)
+            if hit is not None:
+                return hit
+        else:
+            self._lineages.clear()
+            self._lineage_gen = self._gen
+        chain = self._walk(pid, ppid)
+        if len(self._lineages) >= self.capacity:
+            self._lineages.clear()
+        self._lineages[key] = chain
+        return chain
+
+    def _walk(self, pid: int, ppid: int | None) -> list[tuple[int, ProcInfo]]:
         chain: list[tuple[int, ProcInfo]] = []
         seen: set[int] = set()
         cur: int | None = pid

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from bee_trace.globs import GlobError, GlobSet, compile_glob
@@ -102,3 +104,31 @@ def test_many_patterns_match_quickly_and_correctly() -> None:
     gs = GlobSet(pats)
     assert gs.match("/a/b/secret499.txt") == "**/secret499.txt"
     assert gs.match("/a/b/secret500.txt") is None
+
+
+def test_globset_index_agrees_with_trying_every_pattern_in_order() -> None:
+    """The literal-key index only skips patterns that cannot match: the first match is the same
+    as trying each pattern's regex in order, for keyed, unkeyed and escaped patterns."""
+    import random
+
+    from bee_trace.config import default_config
+    from bee_trace.globs import GlobSet, compile_glob
+
+    cfg = default_config()
+    pats = list(cfg.files.watch_read) + list(cfg.files.exclude_paths) + [
+        "**/.git/**", "a*b", "*.tar.gz", "/opt/*/conf", "**/x?z", "[ab]*", "**/*[0-9]",
+        "pre*", "**/dir/*", "\\*lit", "**/we\\?rd/*", "**", "/etc/**", "nested/**/deep.txt"]
+    rng = random.Random(7)
+    names = ["id_rsa", ".env", ".env.local", "x.pem", "a.key", "config", "credentials", "prefoo",
+             "axb", "q.tar.gz", "xyz", "b1", "deep.txt", "*lit", "k", "", "conf", "f.crt"]
+    dirs = ["", "home", "u", ".ssh", ".aws", ".azure", ".git", "dir", "we?rd", "nested", "opt",
+            "etc", "gcloud", ".config", "node_modules"]
+    gs = GlobSet(pats)
+    regexes = [compile_glob(p) for p in pats]
+    for _ in range(3000):
+        path = "/".join(rng.choice(dirs) for _ in range(rng.randint(0, 4))) + "/" + rng.choice(names)
+        if rng.random() < 0.7:
+            path = "/" + path.lstrip("/")
+        norm = re.sub(r"/{2,}", "/", path)
+        want = next((p for p, r in zip(pats, regexes) if r.match(norm)), None)
+        assert gs.match(path) == want, path
