@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import ipaddress
 import os
 import struct
@@ -109,6 +110,7 @@ class Kernel:
     fail_closed: bool = False           # network.fail_closed: pin the egress links (block mode)
     compat_syscalls: bool = True        # False: per-syscall open tracepoints, 32-bit syscalls unwatched
     coverage: list[ProgramStatus] = field(default_factory=list)
+    inodes_full: int = 0                # userspace watch_inode calls refused by a full map
 
     def __post_init__(self) -> None:
         self.settings = np.zeros(1, dtype=R.settings_dtype)
@@ -240,7 +242,8 @@ class Kernel:
         m.update(bytes(ctypes.c_uint32(1)), (value if high is None else high).tobytes())
 
     def pop_spilled(self) -> list[tuple[int, np.void]]:
-        """Every spilled critical event, removed from the map: (count, record)."""
+        """Every spilled critical event, removed from the map: (count, record), oldest first (a
+        process's exec record before its opens)."""
         assert self._obj is not None
         m = self._obj.map("spill")
         out = []
@@ -249,6 +252,7 @@ class Kernel:
             if raw is not None:
                 v = np.frombuffer(raw, dtype=R.spill_value_dtype)[0]
                 out.append((int(v["count"]), v["ev"]))
+        out.sort(key=lambda cv: int(cv[1]["h"]["ts_ns"]))
         return out
 
     def fold_counts(self) -> dict[tuple[int, int, int, int], int]:
@@ -266,12 +270,20 @@ class Kernel:
                 out[(int(k["tgid"]), int(k["type"]), int(k["a"]), int(k["b"]))] = count
         return out
 
-    def watch_inode(self, dev: int, ino: int) -> None:
-        """Report every open of this inode (kernel dev encoding), whatever its name."""
+    def watch_inode(self, dev: int, ino: int) -> bool:
+        """Report every open of this inode (kernel dev encoding), whatever its name. False when
+        the map is full (a flood of watched names filled it): the name filter still applies."""
         assert self._obj is not None
         key = np.zeros(1, dtype=R.inode_key_dtype)
         key["ino"], key["dev"] = ino, dev
-        self._obj.map("watched_inodes").update(key.tobytes(), bytes(8))
+        try:
+            self._obj.map("watched_inodes").update(key.tobytes(), bytes(8))
+        except LibbpfError as e:
+            if e.errno != errno.E2BIG:
+                raise
+            self.inodes_full += 1
+            return False
+        return True
 
     def set_settings(self, self_tgid: int, **fields: object) -> None:
         """Write the whole settings slot (the kernel reads it on every event)."""

@@ -535,6 +535,8 @@ class Pipeline:
         summary = {
             "inspected": int(per_cpu["inspected"].sum()),
             "candidates": int(per_cpu["candidates"].sum()),
+            # watched_inodes full (a flood of watched names): inodes not learned, names still match
+            "inodes_not_learned": int(per_cpu["inodes_full"].sum()) + self.kernel.inodes_full,
             "received": self.stats.received,
             "output": self.stats.output,
             "unconfirmed": self.stats.unconfirmed,

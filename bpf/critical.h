@@ -139,4 +139,14 @@ full:
 	return -1;
 }
 
+/* A record that is never folded (lifecycle, sockets, io_uring set-up): spilled under a key of
+ * its own (process, type, time, sequence) when the ring is full, like a first event. */
+static __always_inline int crit_deliver_unique(struct counters *c, struct settings *s,
+					       struct event *e)
+{
+	struct fold_key k = { .tgid = e->h.tgid, .type = e->h.type, .a = e->h.ts_ns, .b = e->h.seq };
+
+	return crit_deliver(c, s, e, &k, TIER_HIGH);
+}
+
 #endif

@@ -722,7 +722,7 @@ int sock_create(struct bpf_sock *ctx)
 	if (refuse)
 		EGRESS_COUNT(sockets_refused);
 	c = get_counters();
-	e = reserve_event(c, LANE_CRITICAL, EV_SOCK);
+	e = crit_begin(c, EV_SOCK);
 	if (!e)
 		return !refuse;
 	__builtin_memset(&e->sock, 0, sizeof(e->sock));
@@ -732,7 +732,7 @@ int sock_create(struct bpf_sock *ctx)
 	e->sock.action = refuse ? SOCK_REFUSED : 0;
 	if (refuse)
 		e->h.flags |= EVF_BLOCKED;
-	submit_event(c, s, e);
+	crit_deliver_unique(c, s, e);
 	return !refuse;
 }
 
@@ -762,7 +762,7 @@ int sock_socket(struct trace_event_raw_sys_enter *ctx)
 		EGRESS_COUNT(sockets_refused);
 	}
 	c = get_counters();
-	e = reserve_event(c, LANE_CRITICAL, EV_SOCK);
+	e = crit_begin(c, EV_SOCK);
 	if (!e)
 		return 0;
 	__builtin_memset(&e->sock, 0, sizeof(e->sock));
@@ -772,6 +772,6 @@ int sock_socket(struct trace_event_raw_sys_enter *ctx)
 	e->sock.action = kill ? SOCK_KILLED : 0;
 	if (kill)
 		e->h.flags |= EVF_BLOCKED;
-	submit_event(c, s, e);
+	crit_deliver_unique(c, s, e);
 	return 0;
 }

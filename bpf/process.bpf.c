@@ -4,6 +4,7 @@
  * critical lane (never shed): a short-lived attacker still gets exe and ancestry on its events. */
 #include "common.h"
 #include "vfs.h"
+#include "critical.h"
 
 #define ARGS_LEN 120
 #define FILENAME_LEN 128
@@ -36,6 +37,13 @@ static __always_inline int exe_path(struct event *e)
 	return 1;
 }
 
+/* Lifecycle records name the processes of every other event: spilled, not lost, in a flood. */
+static __always_inline int deliver_lifecycle(struct counters *c, struct settings *s, struct event *e)
+{
+	crit_deliver_unique(c, s, e);
+	return 0;
+}
+
 SEC("tp/sched/sched_process_exec")
 int proc_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
@@ -49,7 +57,7 @@ int proc_exec(struct trace_event_raw_sched_process_exec *ctx)
 	if (skip_event(s, PROBE_PROCESS))
 		return 0;
 	c = get_counters();
-	e = reserve_event(c, LANE_CRITICAL, EV_EXEC);
+	e = crit_begin(c, EV_EXEC);
 	if (!e)
 		return 0;
 	__builtin_memset(&e->proc, 0, sizeof(e->proc));
@@ -75,8 +83,7 @@ int proc_exec(struct trace_event_raw_sched_process_exec *ctx)
 		else if (len)
 			e->h.flags |= EVF_READ_FAULT;
 	}
-	submit_event(c, s, e);
-	return 0;
+	return deliver_lifecycle(c, s, e);
 }
 
 /* raw_tp gives the child task itself, so threads (same thread group) are told apart. */
@@ -97,15 +104,14 @@ int proc_fork(struct bpf_raw_tracepoint_args *ctx)
 	if (tgid != BPF_CORE_READ(child, pid))
 		return 0;       /* a new thread */
 	c = get_counters();
-	e = reserve_event(c, LANE_CRITICAL, EV_FORK);
+	e = crit_begin(c, EV_FORK);
 	if (!e)
 		return 0;
 	__builtin_memset(&e->proc, 0, sizeof(e->proc));
 	e->proc.child_tgid = tgid;
 	e->proc.parent_tgid = BPF_CORE_READ(parent, tgid);
 	e->proc.start_ns = BPF_CORE_READ(child, start_boottime);
-	submit_event(c, s, e);
-	return 0;
+	return deliver_lifecycle(c, s, e);
 }
 
 SEC("tp/sched/sched_process_exit")
@@ -119,7 +125,7 @@ int proc_exit(struct trace_event_raw_sched_process_exit *ctx)
 	if (!ctx->group_dead || skip_event(s, PROBE_PROCESS))
 		return 0;
 	c = get_counters();
-	e = reserve_event(c, LANE_CRITICAL, EV_EXIT);
+	e = crit_begin(c, EV_EXIT);
 	if (!e)
 		return 0;
 	__builtin_memset(&e->proc, 0, sizeof(e->proc));
@@ -127,7 +133,6 @@ int proc_exit(struct trace_event_raw_sched_process_exit *ctx)
 	e->proc.parent_tgid = BPF_CORE_READ(t, real_parent, tgid);
 	e->proc.exit_code = BPF_CORE_READ(t, exit_code);
 	fill_start(e, t);
-	submit_event(c, s, e);
-	return 0;
+	return deliver_lifecycle(c, s, e);
 }
 

@@ -71,7 +71,7 @@ int uring_create(struct trace_event_raw_io_uring_create *ctx)
 		return 0;
 	bpf_map_update_elem(&uring_seen, &tgid, &one, BPF_ANY);
 	c = get_counters();
-	e = reserve_event(c, LANE_CRITICAL, EV_URING);
+	e = crit_begin(c, EV_URING);
 	if (!e)
 		return 0;
 	__builtin_memset(&e->uring, 0, sizeof(e->uring));
@@ -79,6 +79,6 @@ int uring_create(struct trace_event_raw_io_uring_create *ctx)
 	e->uring.sq_entries = ctx->sq_entries;
 	e->uring.cq_entries = ctx->cq_entries;
 	e->uring.flags = ctx->flags;
-	submit_event(c, s, e);
+	crit_deliver_unique(c, s, e);
 	return 0;
 }

@@ -8,6 +8,8 @@ Rows (all in one run, medians over repeated trials):
   latency     kernel timestamp -> sink, p50/p95/p99
   resources   agent CPU idle / under load, RSS/USS, context switches/s, perf cache misses
   decode      per-record vs column-wise batch decode; eager vs batched wake-ups
+  attacks     the floods meant to hide one event (bench/attacks.py): offered, delivered, folded,
+              spilled, lost, and whether the hidden event was reported
   flood       critical lane under a bulk flood: refused loopback connects as fast as one core
               can (max-coverage profile, a deliberately small bulk ring) while a paced generator
               opens a secret file at 200/s; bulk drops counted exactly, critical events all kept
@@ -30,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import procstat
+from . import attacks, procstat
 from .runner import (
     Agent,
     Auditd,
@@ -47,7 +49,8 @@ from .runner import (
 )
 from .stats import fmt_num, fmt_rate, fmt_ratio, median, ratio, spread, text_table
 
-ROWS = ("openat", "syscall", "connect", "throughput", "latency", "resources", "decode", "flood")
+ROWS = ("openat", "syscall", "connect", "throughput", "latency", "resources", "decode", "flood",
+        "attacks")
 ALL_PROBES = ["file_monitor", "network_monitor", "memory_monitor"]
 FLOOD_COMM = "loadgen"           # the bulk flood's process name (the generator binary)
 CRIT_COMM = "loadgen-crit"       # the same binary under another name: the critical generator
@@ -483,6 +486,22 @@ class Bench:
         return out
 
 
+    # -- row 8: floods meant to hide one event --------------------------------------------------
+    def row_attacks(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, scenario in attacks.SCENARIOS.items():
+            self.log(f"attacks: {name}")
+            sub = self.tmp / f"attack-{name}"
+            sub.mkdir()
+            try:
+                out[name] = scenario(sub)
+            except Unavailable as e:
+                out[name] = {"unavailable": str(e)}
+            except Exception as e:  # noqa: BLE001 - one broken scenario must not lose the others
+                out[name] = {"error": f"{type(e).__name__}: {e}"}
+        return out
+
+
 def flood_accounting(summary: dict[str, Any], by_comm_kind: dict[str, int],
                      flood: dict[str, float], crit: dict[str, float],
                      flood_comm: str = FLOOD_COMM, crit_comm: str = CRIT_COMM) -> dict[str, Any]:
@@ -730,7 +749,33 @@ def render(results: dict[str, Any]) -> str:
                                     flood_table(r), title=f"7. critical lane under a bulk flood "
                                     f"({r['seconds']:.0f} s, profile max-coverage, all probes)"))
             parts.append(flood_statement(r))
+    if "attacks" in rows:
+        parts.append(attacks_table(rows["attacks"]))
     return "\n\n".join(parts)
+
+
+_ATTACK_LABELS = {
+    "one_file": f"one .pem opened {attacks.ONE_FILE_OPENS:,}× (agent SIGSTOPped {attacks.STOP_SECONDS:.0f} s), "
+                "id_rsa read during the stop",
+    "distinct": f"{attacks.DISTINCT_FILES:,} distinct .pem opens, then an id_ed25519 read",
+    "connects": f"{attacks.DISTINCT_PORTS:,} connects to distinct closed loopback ports, then a new destination",
+}
+
+
+def attacks_table(r: dict[str, Any]) -> str:
+    t = []
+    for name, label in _ATTACK_LABELS.items():
+        x = r.get(name, {})
+        if "unavailable" in x or "error" in x or not x:
+            t.append([label, "—", "—", "—", "—", "—", "—", x.get("unavailable", x.get("error", "not run"))])
+            continue
+        t.append([label, f"{x['offered']:,}", f"{x['delivered']:,}", f"{x['folded']:,}",
+                  f"{x['spilled']:,}", f"{x['lost']:,}", _yes(x["hidden_event_reported"]),
+                  str(x.get("verdict"))])
+    return text_table(["flood (default policy)", "offered", "delivered", "folded", "spilled", "lost",
+                       "hidden event reported", "verdict"], t,
+                      title="8. floods meant to hide one event (delivered: sum of `count`; "
+                            "distinct: distinct paths/ports)")
 
 
 def _yes(ok: bool) -> str:
