@@ -46,6 +46,7 @@ class FoldTracker:
         self.reported = 0          # folded events reported as counts
         self.rejected = 0          # folded repeats of events policy did not show
         self.unnamed = 0           # folded events whose first event was forgotten: not reported
+        self.unnamed_keys: list[FoldKey] = []    # the last few of them (the summary shows them)
 
     def remember(self, ev: Event, shown: bool = True) -> None:
         key = fold_key(ev)
@@ -79,6 +80,7 @@ class FoldTracker:
                 rebuilt = rebuild(key) if rebuild else None
                 if rebuilt is None:
                     self.unnamed += delta
+                    self.unnamed_keys = (self.unnamed_keys + [key])[-5:]
                     continue
                 self.first[key] = rebuilt
             first = self.first[key]

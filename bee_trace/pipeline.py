@@ -549,6 +549,7 @@ class Pipeline:
             "aggregated_unreported": max(0, dropped["aggregated"] - self.agg_reported),
             "folded_reported": self.folds.reported,
             "folded_unreported": folded_unreported,
+            "folded_unnamed_keys": [list(k) for k in self.folds.unnamed_keys],
             "spilled_reported": self.spilled_reported,
             "shed_raised": self.backpressure.raised,
             "governor": list(self.governor.actions),
