@@ -21,6 +21,7 @@ from typing import Any
 from . import escape
 from .classify import classify, severity_rank
 from .config import SEVERITIES, Config
+from .loss import LossSummary
 
 __all__ = [
     "Report",
@@ -201,10 +202,13 @@ class Report:
             return
         self.destinations[key] += n
 
-    def finish(self, end_meta: dict | None, loss: dict | None, verdict: str,
+    def finish(self, end_meta: dict | None, loss: LossSummary | dict | None, verdict: str,
                reasons: list[dict[str, Any]] | None = None) -> None:
-        """The run's one verdict; the loss counters are kept without a verdict of their own."""
+        """The run's one verdict; the loss counters are kept without a verdict of their own, in
+        their JSON form (a stream read back by `bee-trace report` may come from another version)."""
         self.end = dict(end_meta or {})
+        if isinstance(loss, LossSummary):
+            loss = loss.to_json()
         self.loss = {k: v for k, v in (loss or {}).items() if k not in ("verdict", "verdict_reasons")}
         self.verdict = verdict
         self.verdict_reasons = [r for r in (reasons or []) if isinstance(r, dict)]

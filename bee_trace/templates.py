@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import records as R
+from .confirm import Reject
 from .decode import Event
 
 DNS_PORT = 53
@@ -16,11 +17,11 @@ class TemplateCache:
     def __init__(self, capacity: int = 4096) -> None:
         self.capacity = capacity
         self.templates: dict[bytes, Event] = {}
-        self.rejected: dict[bytes, str] = {}
+        self.rejected: dict[bytes, Reject] = {}
         self._by_pid: dict[int, list[bytes]] = {}
 
-    def remember(self, key: bytes, tgid: int, ev: Event, reason: str | None) -> None:
-        """Keep the shown event, or why it was not shown (a Stats field name)."""
+    def remember(self, key: bytes, tgid: int, ev: Event, reason: Reject | None) -> None:
+        """Keep the shown event, or why it was not shown."""
         if len(self.templates) + len(self.rejected) >= self.capacity:
             self.templates.clear()
             self.rejected.clear()

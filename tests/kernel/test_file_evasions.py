@@ -198,7 +198,7 @@ def test_benign_symlink_and_proc_self_fd_not_reported(monitor, tmp_path: Path) -
     p = run([sys.executable, "-c", code])
     mon.settle(0.5)
     assert not [e for e in mon.events if e["kind"] == "file" and e["pid"] == p.pid]
-    assert mon.pipeline.loss_summary()["inspected"] > 0
+    assert mon.pipeline.loss_summary().inspected > 0
 
 
 def test_hostile_requested_path_escaped(monitor, home: Path) -> None:
