@@ -13,7 +13,7 @@ from typing import Any
 
 from .classify import env_secret_names
 from .config import Config
-from .decode import Event
+from .event import Event
 from .identity import any_match
 from .inodes import MAX_INODES, WatchedInode, kernel_dev
 

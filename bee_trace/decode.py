@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 
 from . import records as R
 from .egress.names import DomainTable
+from .event import Event
 from .procinfo import ProcCache, decode
 
 AF_INET, AF_INET6 = 2, 10
@@ -50,7 +50,6 @@ class DecodeContext:
         return self.chunks.pop((tid, chain), {})
 
 
-Event = dict[str, Any]
 Decoder = Callable[[np.void, DecodeContext], Event | None]
 
 

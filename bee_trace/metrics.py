@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 
 from . import records as R
 from .loss import LaneLoss, LossSummary
+from .sinks import Run, Sink
 
 VERDICTS = ("complete", "degraded", "interrupted")
 # Kernel drop causes that mean "not delivered" (loss or a deliberate reduction by policy); the
@@ -144,10 +145,8 @@ class Metrics:
             yield info
 
 
-class EventCounter:
+class EventCounter(Sink):
     """Sink feeding Metrics; a run of identical records is one update."""
-
-    overflow = 0
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
@@ -155,16 +154,10 @@ class EventCounter:
     def __call__(self, ev: dict[str, Any]) -> None:
         self.metrics.count(ev.get("kind", ""), ev.get("severity", ""), ev.get("rule", ""), _count(ev))
 
-    def emit_run(self, run: Any) -> None:
+    def emit_run(self, run: Run) -> None:
         t = run.template
         self.metrics.count(t.get("kind", ""), t.get("severity", ""), t.get("rule", ""),
                            len(run) * _count(t))
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class MetricsServer:

@@ -18,8 +18,9 @@ from .classify import classify, meets
 from .config import Config, default_config
 from .confirm import Confirmer, Inodes, Reject
 from .control import Backpressure, Governor, Tuning, WakeTuner, tuning_for
-from .decode import DecodeContext, Event, decode_record
+from .decode import DecodeContext, decode_record
 from .egress.policy import EgressPolicy
+from .event import Event
 from .inodes import watched_inodes
 from .kernel import Kernel, check_min_kernel
 from .loss import LossSummary, lane_losses, read_egress_counters, total_drops, uncounted_gaps

@@ -14,7 +14,8 @@ from .classify import classify
 from .config import Config
 from .confirm import Inodes
 from .critical import FoldKey, FoldTracker
-from .decode import DecodeContext, Event, decode_record, iso_ts
+from .decode import DecodeContext, decode_record, iso_ts
+from .event import Event
 from .kernel import Kernel
 
 _DROP_AGGREGATED = R.DROP_CAUSES.index("aggregated")

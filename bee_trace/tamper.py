@@ -7,18 +7,18 @@ from __future__ import annotations
 import os
 import signal
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import records as R
 from ._libbpf import LibbpfError, Link, Object, object_id
+from .event import Event
 from .procinfo import decode
 
 if TYPE_CHECKING:
     from .decode import DecodeContext
 
-Event = dict[str, Any]
 
 RULES = {R.TAMPER_SIGNAL: "tamper.signal", R.TAMPER_STOP: "tamper.stop",
          R.TAMPER_BPF: "tamper.bpf", R.TAMPER_MEMORY: "tamper.memory"}

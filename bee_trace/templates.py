@@ -8,7 +8,7 @@ import numpy as np
 
 from . import records as R
 from .confirm import Reject
-from .decode import Event
+from .event import Event
 
 DNS_PORT = 53
 
