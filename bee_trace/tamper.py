@@ -100,16 +100,3 @@ def classify_tamper(ev: Event) -> tuple[str, str]:
     """(severity, rule): critical, except the documented stop requests."""
     rule = ev.get("rule") or "tamper.unknown"
     return ("low" if rule == "tamper.stop_request" else "critical"), rule
-
-
-def describe(ev: Event) -> str:
-    """One line of what happened, for the table, the report and stderr (escaped by callers)."""
-    rule = ev.get("rule", "")
-    if "signal" in ev:
-        return f"{ev['signal']} -> agent {ev.get('target_pid')}"
-    if rule == "tamper.bpf":
-        return f"{ev.get('bpf_cmd')} {ev.get('target')} id {ev.get('object_id')} of the agent"
-    if rule == "tamper.memory":
-        where = f" {ev['path']}" if ev.get("path") else ""
-        return f"{ev.get('technique')} -> agent {ev.get('target_pid')}{where}"
-    return str(rule)
