@@ -11,13 +11,15 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .event import SEVERITIES
+from .records import PROBE_TYPES
+
 if TYPE_CHECKING:
     from .loss import LossSummary
 
 EXIT_SETUP = 2
 SUBCOMMANDS = ("run", "check", "report", "config", "bench", "policy", "unblock")
-PROBE_CHOICES = ("file_monitor", "network_monitor", "memory_monitor", "all")
-SEVERITIES = ("low", "medium", "high", "critical")
+PROBE_CHOICES = (*PROBE_TYPES, "all")
 
 
 def _fail(msg: str, code: int = EXIT_SETUP) -> int:
@@ -208,7 +210,7 @@ def _github_finish(report: Any, report_path: str | None) -> None:
 
 def _probes(probe_type: str) -> set[str]:
     if probe_type == "all":
-        return {"file_monitor", "network_monitor", "memory_monitor"}
+        return set(PROBE_TYPES)
     return {probe_type}
 
 

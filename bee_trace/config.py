@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from . import records as R
+from .event import KINDS, SEVERITIES
 from .globs import GlobError, GlobSet, glob_to_regex
 
 __all__ = [
@@ -45,7 +47,6 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = ".github/security.yml"
-SEVERITIES = ("low", "medium", "high", "critical")
 SEVERITY_KEYS = (
     "file_access",
     "network_connection",
@@ -53,8 +54,7 @@ SEVERITY_KEYS = (
     "memory_access",
     "secret_env_access",
 )
-KINDS = ("file", "network", "memory", "process")
-BULK_KINDS = ("network",)  # the kinds on the bulk lane: the only ones sampling/limits touch
+BULK_KINDS = tuple(R.BULK_KINDS)   # the only kinds sampling and rate limits touch
 PROFILES = ("max-coverage", "balanced", "max-performance")
 MODES = ("audit", "block")
 

@@ -3,7 +3,6 @@ Only records that will be output get here: filtering is done on the numpy batch 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 from collections.abc import Callable
@@ -13,13 +12,12 @@ from datetime import UTC, datetime
 import numpy as np
 
 from . import records as R
+from .addr import addr_text
 from .egress.names import DomainTable
 from .event import Event
 from .procinfo import ProcCache, decode
 
-AF_INET, AF_INET6 = 2, 10
 PROTOCOLS = {6: "tcp", 17: "udp"}
-DNS_PORT = 53
 EXEC_ARGS_LEN = 120
 EXEC_FILENAME_LEN = 128
 # Lifecycle records always feed the process cache; these operations are also output as events.
@@ -225,23 +223,11 @@ def decode_mem(rec: np.void, ctx: DecodeContext) -> Event:
     return ev
 
 
-def net_daddr(family: int, raw: bytes) -> tuple[str, str]:
-    """(family name, address text): IPv6 compressed, IPv4-mapped IPv6 shown as IPv4."""
-    if family == AF_INET:
-        return "ipv4", str(ipaddress.IPv4Address(raw[:4]))
-    if family == AF_INET6:
-        a = ipaddress.IPv6Address(raw[:16])
-        if a.ipv4_mapped is not None:
-            return "ipv4", str(a.ipv4_mapped)
-        return "ipv6", str(a)
-    return "unknown", ""
-
-
 def decode_net(rec: np.void, ctx: DecodeContext) -> Event:
     ev = header_fields(rec, ctx)
     n = rec["u"]["net"]
     flags = int(rec["h"]["flags"])
-    family, daddr = net_daddr(int(n["family"]), bytes(n["daddr"]))
+    family, daddr = addr_text(int(n["family"]), bytes(n["daddr"]))
     proto_num = int(n["protocol"])
     dport = int(n["dport"])
     # Named only when a DNS answer the kernel learned mapped a name to this very address.

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+SEVERITIES = ("low", "medium", "high", "critical")   # in rising order
+KINDS = ("file", "network", "memory", "process")     # the kinds policy speaks of (plus tamper)
+
 
 class EventFields(TypedDict, total=False):
     # -- every event ----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ OBJECT_PATH = Path(os.environ.get("BEE_TRACE_OBJECT") or Path(__file__).parent /
 TRACEFS = Path(os.environ.get("BEE_TRACE_TRACEFS") or "/sys/kernel/tracing")
 BTF_PATH = Path(os.environ.get("BEE_TRACE_BTF") or "/sys/kernel/btf/vmlinux")
 
-PROBE_TYPES = ("file_monitor", "network_monitor", "memory_monitor")
+PROBE_TYPES = R.PROBE_TYPES
 # Which monitors need each program (by program-name prefix); process lifecycle feeds them all.
 _PROGRAM_GROUPS: dict[str, set[str]] = {
     "open_": {"file_monitor", "memory_monitor"},
@@ -35,8 +35,6 @@ _PROGRAM_GROUPS: dict[str, set[str]] = {
     "proc_": {"file_monitor", "network_monitor", "memory_monitor"},
     "tamper_": {"file_monitor", "network_monitor", "memory_monitor"},   # aimed at the agent
 }
-_PROBE_BITS = {"file_monitor": R.PROBE_FILE, "network_monitor": R.PROBE_NETWORK,
-               "memory_monitor": R.PROBE_MEMORY}
 
 
 class SetupError(Exception):
@@ -270,7 +268,7 @@ class Kernel:
         s = self.settings
         s["self_tgid"] = self_tgid
         s["bulk_wake_bytes"] = self.bulk_wake_bytes
-        s["probes"] = sum(_PROBE_BITS[p] for p in self.probes if p in _PROBE_BITS) | R.PROBE_PROCESS
+        s["probes"] = sum(R.PROBE_BITS[p] for p in self.probes if p in R.PROBE_BITS) | R.PROBE_PROCESS
         s["block"] = int(self.block)
         s["spill_cap"] = self.spill_entries
         for name, value in fields.items():

@@ -52,8 +52,13 @@ KEY_BASENAME, KEY_PREFIX, KEY_SUFFIX, KEY_DIR = 1, 2, 12, 22
 NR_KINDS = 16
 # enum priority
 PRIO_LOW, PRIO_MEDIUM, PRIO_HIGH = 0, 1, 2
-# probe bits
+# probe bits, and the monitors (--probe-type) that set them
 PROBE_FILE, PROBE_NETWORK, PROBE_MEMORY, PROBE_PROCESS = 1, 2, 4, 8
+PROBE_BITS = {"file_monitor": PROBE_FILE, "network_monitor": PROBE_NETWORK, "memory_monitor": PROBE_MEMORY}
+PROBE_TYPES = tuple(PROBE_BITS)
+# Kinds on the bulk lane (bpf/common.h admission): the only ones policy may sample or rate-limit.
+BULK_KINDS = {"network": EV_NET}
+DNS_PORT = 53            # bpf/egress.h
 
 def field_offset(dtype: np.dtype, name: str) -> int:
     """Byte offset of a named field of a structured dtype."""

@@ -10,8 +10,6 @@ from . import records as R
 from .confirm import Reject
 from .event import Event
 
-DNS_PORT = 53
-
 
 class TemplateCache:
     def __init__(self, capacity: int = 4096) -> None:
@@ -62,7 +60,7 @@ def template_keys(batch: np.ndarray, types: list[int]) -> tuple[list[bytes | Non
         use |= is_file & ((h["flags"] & R.EVF_CHAINED) == 0)
     is_net = typ == R.EV_NET
     if is_net.any():
-        use |= is_net & (batch["u"]["net"]["dport"] != DNS_PORT)
+        use |= is_net & (batch["u"]["net"]["dport"] != R.DNS_PORT)
     tgids = h["tgid"].tolist()
     if not use.any():
         return [None] * n, tgids
