@@ -13,12 +13,12 @@ from typing import Any
 
 from .classify import env_secret_names
 from .config import Config
+from .decode import SYMLINK_SYSCALLS
 from .event import Event
 from .identity import any_match
 from .inodes import MAX_INODES, WatchedInode, kernel_dev
 
 STOPPED_BY_KEPT = 5      # the last senders of stop requests named in the summary
-_LINK_SYSCALLS = (88, 266)  # symlink, symlinkat: the new name is the link itself
 
 
 class Reject(StrEnum):
@@ -93,7 +93,7 @@ class Confirmer:
         if watched != new:
             ev["watched_path"] = watched
         try:
-            st = os.stat(new, follow_symlinks=ev["access"] != "link" or ev["syscall"] not in _LINK_SYSCALLS)
+            st = os.stat(new, follow_symlinks=ev["access"] != "link" or ev["syscall"] not in SYMLINK_SYSCALLS)
         except OSError:
             return None
         if stat.S_ISREG(st.st_mode):

@@ -18,8 +18,6 @@ from .event import Event
 from .procinfo import ProcCache, decode
 
 PROTOCOLS = {6: "tcp", 17: "udp"}
-EXEC_ARGS_LEN = 120
-EXEC_FILENAME_LEN = 128
 # Lifecycle records always feed the process cache; these operations are also output as events.
 OUTPUT_LIFECYCLE = {"exec"}
 
@@ -142,6 +140,7 @@ def decode_chunk(rec: np.void, ctx: DecodeContext) -> None:
 
 
 RENAME_SYSCALLS = {82, 264, 316}   # rename, renameat, renameat2 (x86-64)
+SYMLINK_SYSCALLS = {88, 266}       # symlink, symlinkat: the old name is the link's text, not a path
 
 
 def decode_link(rec: np.void, ctx: DecodeContext) -> Event:
@@ -158,7 +157,7 @@ def decode_link(rec: np.void, ctx: DecodeContext) -> Event:
         "truncated": not complete,
         "path_len": int(f["path_len"]),
         "syscall": syscall,
-        "old_path": decode(old if old is None or syscall in (88, 266)
+        "old_path": decode(old if old is None or syscall in SYMLINK_SYSCALLS
                            else os.path.normpath(old)) if old is not None else None,
         "match": "old" if int(f["match"]) & R.MATCH_OLD and not int(f["match"]) & R.MATCH_NAME
         else "name",
@@ -215,7 +214,7 @@ def decode_mem(rec: np.void, ctx: DecodeContext) -> Event:
     })
     if int(m["request"]):
         ev["ptrace_request"] = int(m["request"])
-    n = min(int(m["path_len"]), 128)
+    n = min(int(m["path_len"]), R.MEM_PATH_LEN)
     if n:
         ev["path"] = decode(bytes(m["path"])[:n])
     if int(m["path_len"]) or int(m["origin"]):
@@ -293,10 +292,10 @@ def decode_exec(rec: np.void, ctx: DecodeContext) -> Event | None:
     h, p = rec["h"], rec["u"]["proc"]
     tgid = int(h["tgid"])
     filename, truncated = _proc_filename(p)
-    args_len = min(int(p["args_len"]), EXEC_ARGS_LEN)
+    args_len = min(int(p["args_len"]), R.PROC_ARGS_LEN)
     args = bytes(p["args"])[:args_len]
     ctx.procs.on_exec(tgid, int(h["ppid"]), decode(bytes(h["comm"]).split(b"\0", 1)[0]),
-                      decode(filename), args, args_len < EXEC_ARGS_LEN, int(p["start_ns"]),
+                      decode(filename), args, args_len < R.PROC_ARGS_LEN, int(p["start_ns"]),
                       exe_complete=not truncated)
     if "exec" not in OUTPUT_LIFECYCLE:
         return None

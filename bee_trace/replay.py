@@ -20,7 +20,6 @@ from .kernel import Kernel
 
 _DROP_AGGREGATED = R.DROP_CAUSES.index("aggregated")
 _DROP_FOLDED = R.DROP_CAUSES.index("folded")
-_SAMPLE_LEN = R.agg_value_dtype["sample"].itemsize   # payload bytes an aggregation entry keeps
 
 
 class Replay:
@@ -130,5 +129,5 @@ def summary_record(key: np.void, value: np.void) -> np.void:
     h["ts_ns"] = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
     raw = rec.view(np.uint8)
     off = R.header_dtype.itemsize
-    raw[off:off + _SAMPLE_LEN] = np.frombuffer(bytes(value["sample"]), dtype=np.uint8)
+    raw[off:off + R.AGG_SAMPLE_LEN] = np.frombuffer(bytes(value["sample"]), dtype=np.uint8)
     return rec[0]

@@ -90,7 +90,7 @@ def decode_tamper(rec: np.void, ctx: DecodeContext) -> Event:
         ev["technique"] = R.TECHNIQUES.get(int(t["cmd"]), "unknown")
         if int(t["detail"]):
             ev["ptrace_request"] = int(t["detail"])
-    n = min(int(t["path_len"]), 128)
+    n = min(int(t["path_len"]), R.TAMPER_PATH_LEN)
     if n:
         ev["path"] = decode(bytes(t["path"])[:n])
     return ev

@@ -40,7 +40,8 @@ class TemplateCache:
 
 # Bytes of a record that differ between records reporting the same thing: lane, cpu, seq,
 # ts_ns and tid in the header. They are zeroed before the rest is used as the key.
-_PER_RECORD_BYTES = [(1, 2), (4, 24), (28, 32)]
+_PER_RECORD_BYTES = [R.field_span(R.header_dtype, "lane"), R.field_span(R.header_dtype, "cpu", "seq", "ts_ns"),
+                     R.field_span(R.header_dtype, "tid")]
 _HDR = R.header_dtype.itemsize
 _NET_LEN = R.net_dtype.itemsize
 
