@@ -14,7 +14,7 @@ import numpy as np
 
 from . import records as R
 from ._libbpf import LibbpfError, Link, Object, num_possible_cpus
-from .egress.pins import EGRESS_PREFIXES
+from .programs import Attach, program
 
 # Where things are looked for; the environment can point elsewhere (README: "Errors").
 OBJECT_PATH = Path(os.environ.get("BEE_TRACE_OBJECT") or Path(__file__).parent / "bpf" / "bee_trace.bpf.o")
@@ -22,19 +22,6 @@ TRACEFS = Path(os.environ.get("BEE_TRACE_TRACEFS") or "/sys/kernel/tracing")
 BTF_PATH = Path(os.environ.get("BEE_TRACE_BTF") or "/sys/kernel/btf/vmlinux")
 
 PROBE_TYPES = R.PROBE_TYPES
-# Which monitors need each program (by program-name prefix); process lifecycle feeds them all.
-_PROGRAM_GROUPS: dict[str, set[str]] = {
-    "open_": {"file_monitor", "memory_monitor"},
-    "compat_": {"file_monitor", "memory_monitor"},   # 32-bit syscalls (int 0x80, sysenter)
-    "link_": {"file_monitor"},                         # link/symlink/rename of watched names
-    "uring_": {"file_monitor", "network_monitor", "memory_monitor"},
-    "net_": {"network_monitor"},        # cgroup connect/sendmsg hooks (egress.bpf.c)
-    "dns_": {"network_monitor"},        # cgroup_skb ingress: DNS answers
-    "sock_": {"network_monitor"},       # cgroup sock_create: raw/packet/ICMP/vsock sockets
-    "mem_": {"memory_monitor"},
-    "proc_": {"file_monitor", "network_monitor", "memory_monitor"},
-    "tamper_": {"file_monitor", "network_monitor", "memory_monitor"},   # aimed at the agent
-}
 
 
 class SetupError(Exception):
@@ -124,8 +111,8 @@ class Kernel:
             obj.map(name).set_max_entries(self.table_entries)
         obj.map("spill").set_max_entries(self.spill_entries)
         for prog in obj.programs():
-            groups = next((g for p, g in _PROGRAM_GROUPS.items() if prog.name.startswith(p)), set())
-            if not groups & self.probes:
+            entry = program(prog.name)   # programs.py: who needs it, how it attaches
+            if entry is None or not entry.needed(self.probes):
                 prog.set_autoload(False)
                 self.coverage.append(ProgramStatus(prog.name, prog.section, "not-needed"))
             elif not tracepoint_exists(prog.section):
@@ -141,20 +128,21 @@ class Kernel:
         done = {s.name for s in self.coverage}
         egress_links: list[tuple[str, Link]] = []
         for prog in self._obj.programs():
-            if prog.name in done:
+            entry = program(prog.name)
+            if prog.name in done or entry is None:
                 continue
             try:
-                if prog.section.startswith("cgroup"):
+                if entry.attach is Attach.CGROUP:
                     link = _attach_root_cgroup(prog)
                 else:
                     link = prog.attach()
                 self._links.append(link)
-                if prog.name.startswith(EGRESS_PREFIXES):
+                if entry.egress:
                     egress_links.append((prog.name, link))
                 self.coverage.append(ProgramStatus(prog.name, prog.section, "attached"))
             except (LibbpfError, SetupError) as e:
                 self.coverage.append(ProgramStatus(prog.name, prog.section, f"failed: {e}"))
-                if self.block and prog.section.startswith("cgroup"):
+                if self.block and entry.attach is Attach.CGROUP:
                     # Enforcement that is not attached must not look like enforcement.
                     self.close()
                     raise SetupError(f"network.mode block: {prog.section} could not attach "
