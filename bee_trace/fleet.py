@@ -37,9 +37,7 @@ class FleetOutputs:
         self = cls()
         try:
             if args.format == "ocsf":
-                from .sinks.ocsf import OcsfSink
-                _output(lambda s: _remember(self, "ocsf", OcsfSink(s)), out_file or sys.stdout,
-                        verbose, cfg, chain)
+                _output(self._ocsf_sink, out_file or sys.stdout, verbose, cfg, chain)
             if args.otlp_endpoint:
                 try:
                     from .sinks.otlp import OtlpLogSink
@@ -67,6 +65,11 @@ class FleetOutputs:
             raise
         return self
 
+    def _ocsf_sink(self, stream: IO[str]) -> Any:
+        from .sinks.ocsf import OcsfSink
+        self.ocsf = OcsfSink(stream)
+        return self.ocsf
+
     def tick(self, pipeline: Any) -> None:
         if self.metrics is not None:
             self.metrics.update(pipeline, self.otlp.overflow if self.otlp is not None else 0)
@@ -92,8 +95,3 @@ class FleetOutputs:
         if self.server is not None:
             self.server.close()
             self.server = None
-
-
-def _remember(fleet: FleetOutputs, name: str, sink: Any) -> Any:
-    setattr(fleet, name, sink)
-    return sink
