@@ -61,22 +61,6 @@ class Stats:
     by_kind: dict[str, int] = field(default_factory=dict)
     tamper: dict[str, int] = field(default_factory=dict)   # critical tamper events by rule
 
-    @property
-    def unconfirmed(self) -> int:
-        return self.rejected[Reject.UNCONFIRMED]
-
-    @property
-    def excluded(self) -> int:
-        return self.rejected[Reject.EXCLUDED]
-
-    @property
-    def below_severity(self) -> int:
-        return self.rejected[Reject.BELOW_SEVERITY]
-
-    @property
-    def stop_requests(self) -> int:
-        return self.rejected[Reject.STOP_REQUEST]
-
 
 class Pipeline:
     def __init__(self, opts: PipelineOptions, sinks: Sequence[Sink | Callable[[Event], None]]) -> None:
@@ -350,9 +334,9 @@ class Pipeline:
             candidates=int(per_cpu["candidates"].sum()),
             received=self.stats.received,
             output=self.stats.output,
-            unconfirmed=self.stats.unconfirmed,
-            excluded=self.stats.excluded,
-            below_severity=self.stats.below_severity,
+            unconfirmed=self.stats.rejected[Reject.UNCONFIRMED],
+            excluded=self.stats.rejected[Reject.EXCLUDED],
+            below_severity=self.stats.rejected[Reject.BELOW_SEVERITY],
             dropped=dropped,
             uncounted_gaps=uncounted_gaps(lanes),
             lanes=lanes,
