@@ -6,11 +6,11 @@ says about itself (an attacker controls comm, paths and names).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import Any
 
+from .addr import parse_addr
 from .config import SEVERITIES, Config
 from .globs import GlobSet
 from .identity import any_match, is_inspector
@@ -188,18 +188,8 @@ def _classify_memory(ev: dict, cfg: Config) -> None:
 # --------------------------------------------------------------------------- network
 
 
-def _ip(s: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        a = ipaddress.ip_address(s.split("%", 1)[0])  # drop an IPv6 zone id
-    except ValueError:
-        return None
-    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
-        return a.ipv4_mapped
-    return a
-
-
 def is_loopback(daddr: str) -> bool:
-    a = _ip(daddr)
+    a = parse_addr(daddr)
     return a is not None and a.is_loopback
 
 
@@ -221,7 +211,7 @@ def domain_matches(domain: str | None, patterns: Iterable[str]) -> str | None:
 def _classify_network(ev: dict, cfg: Config) -> None:
     net = cfg.network
     levels = cfg.reporting.severity_levels
-    addr = _ip(_s(ev, "daddr"))
+    addr = parse_addr(_s(ev, "daddr"))
     domain = ev.get("domain") if isinstance(ev.get("domain"), str) else None
     blocked_sev = max_severity("high", levels["blocked_connection"])
 

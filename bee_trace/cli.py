@@ -9,12 +9,17 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .event import SEVERITIES
+from .records import PROBE_TYPES
+
+if TYPE_CHECKING:
+    from .loss import LossSummary
 
 EXIT_SETUP = 2
 SUBCOMMANDS = ("run", "check", "report", "config", "bench", "policy", "unblock")
-PROBE_CHOICES = ("file_monitor", "network_monitor", "memory_monitor", "all")
-SEVERITIES = ("low", "medium", "high", "critical")
+PROBE_CHOICES = (*PROBE_TYPES, "all")
 
 
 def _fail(msg: str, code: int = EXIT_SETUP) -> int:
@@ -207,7 +212,7 @@ def _github_finish(report: Any, report_path: str | None) -> None:
 
 def _probes(probe_type: str) -> set[str]:
     if probe_type == "all":
-        return {"file_monitor", "network_monitor", "memory_monitor"}
+        return set(PROBE_TYPES)
     return {probe_type}
 
 
@@ -296,11 +301,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         chain.close()
         loss = fleet.finish(loss)
     interrupted = stop.signal is not None and deadline is not None
-    final = decide(loss, tamper=loss.get("tamper"), stalled_ms=loss.get("stalled_ms"),
+    final = decide(loss, tamper=loss.tamper, stalled_ms=loss.stalled_ms,
                    output_failures=[f.as_dict() for f in chain.health.failed],
                    interrupted=f"{signal.Signals(stop.signal).name} before --duration ended"
                    if interrupted and stop.signal else None)
-    loss["verdict"], loss["verdict_reasons"] = final.state, final.reasons
+    loss.verdict, loss.verdict_reasons = final.state, final.reasons
     end_ns = time.time_ns()
     report.finish({"end": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "end_ns": end_ns,
                    "duration_s": round((end_ns - start_ns) / 1e9, 3)}, loss, final.state,
@@ -355,22 +360,22 @@ def _build_info() -> dict[str, str]:
     return {"version": __version__, "object_sha256": obj.get("sha256", ""), "kernel": platform.release()}
 
 
-def status_line(loss: dict[str, Any]) -> str:
+def status_line(loss: LossSummary) -> str:
     """The live view of loss (with --verbose): what was read, dropped by cause, shed level."""
-    dropped = " ".join(f"{k}={v}" for k, v in loss["dropped"].items() if v)
-    return (f"bee-trace: status: {loss['output']} events shown, {loss['received']} records read, "
-            f"dropped: {dropped or 'none'}, verdict so far: {loss['verdict']}")
+    dropped = " ".join(f"{k}={v}" for k, v in loss.dropped.counts().items() if v)
+    return (f"bee-trace: status: {loss.output} events shown, {loss.received} records read, "
+            f"dropped: {dropped or 'none'}, verdict so far: {loss.verdict}")
 
 
-def summary_line(report: Any, loss: dict[str, Any], verdict: str,
+def summary_line(report: Any, loss: LossSummary, verdict: str,
                  reasons: list[dict[str, Any]] | None = None) -> str:
     """The stderr line; the verdict comes last, after its reasons."""
     from .verdict import reason_text
-    dropped = " ".join(f"{k}={v}" for k, v in loss["dropped"].items())
+    dropped = " ".join(f"{k}={v}" for k, v in loss.dropped.counts().items())
     high = report.count_at_least("high")
     why = f"reasons: {', '.join(reason_text(r) for r in reasons)}; " if reasons else ""
     return (f"bee-trace: {report.total} events ({high} high or critical), "
-            f"{loss['inspected']} opens inspected, {loss['received']} records read; "
+            f"{loss.inspected} opens inspected, {loss.received} records read; "
             f"dropped: {dropped}; {why}verdict: {verdict}")
 
 

@@ -2,7 +2,9 @@
 
 The schema is the original bee-trace one plus additive keys. Validation walks the
 ``yaml.compose`` node tree instead of loaded Python objects so every error can name
-the file, the line and the dotted key path in a single line.
+the file, the line and the dotted key path in a single line. Each key is declared once: its
+dataclass field carries the validator and the comment (``setting()``), and both the schema and
+the generated policy are built from the fields.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import ipaddress
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import yaml
 
+from . import records as R
+from .event import KINDS, SEVERITIES
 from .globs import GlobError, GlobSet, glob_to_regex
 
 __all__ = [
@@ -45,7 +49,6 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = ".github/security.yml"
-SEVERITIES = ("low", "medium", "high", "critical")
 SEVERITY_KEYS = (
     "file_access",
     "network_connection",
@@ -53,8 +56,7 @@ SEVERITY_KEYS = (
     "memory_access",
     "secret_env_access",
 )
-KINDS = ("file", "network", "memory", "process")
-BULK_KINDS = ("network",)  # the kinds on the bulk lane: the only ones sampling/limits touch
+BULK_KINDS = tuple(R.BULK_KINDS)   # the only kinds sampling and rate limits touch
 PROFILES = ("max-coverage", "balanced", "max-performance")
 MODES = ("audit", "block")
 
@@ -117,146 +119,6 @@ DEFAULT_SEVERITY_LEVELS: dict[str, str] = {
     "memory_access": "high",
     "secret_env_access": "medium",
 }
-
-
-# --------------------------------------------------------------------------- dataclasses
-# Frozen, with tuples for lists; the two maps stay dicts (read-only by convention).
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    blocked_ips: tuple[str, ...] = ()
-    blocked_domains: tuple[str, ...] = ()
-    allowed_domains: tuple[str, ...] = ()
-    monitored_ports: tuple[int, ...] = ()
-    alert_on_any_connection: bool = False
-    mode: str = "audit"
-    report_loopback: bool = False
-    # Egress policy (issue 10): enforced in the kernel in block mode.
-    allowed_ips: tuple[str, ...] = ()
-    dns_servers: tuple[str, ...] = ()       # empty: the nameservers of /etc/resolv.conf
-    allow_loopback: bool = True
-    fail_closed: bool = False               # block mode: enforcement survives the agent (pinned)
-
-    @cached_property
-    def blocked_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        return tuple(ipaddress.ip_network(x, strict=False) for x in self.blocked_ips)
-
-
-@dataclass(frozen=True)
-class FilesConfig:
-    watch_read: tuple[str, ...] = DEFAULT_WATCH_READ
-    watch_write: tuple[str, ...] = DEFAULT_WATCH_WRITE
-    exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDE_PATHS
-    allowed_processes: tuple[str, ...] = ()
-
-    # Compiled matchers, built once per config (cached_property writes __dict__ directly).
-    @cached_property
-    def read_set(self) -> GlobSet:
-        return GlobSet(self.watch_read)
-
-    @cached_property
-    def write_set(self) -> GlobSet:
-        return GlobSet(self.watch_write)
-
-    @cached_property
-    def exclude_set(self) -> GlobSet:
-        return GlobSet(self.exclude_paths)
-
-
-@dataclass(frozen=True)
-class MemoryConfig:
-    secret_env_patterns: tuple[str, ...] = DEFAULT_SECRET_ENV_PATTERNS
-    alert_on_memory_access: bool = True
-    # Empty by default: comm names are attacker-chosen, so excluding "systemd" (as the
-    # original example does) would hand attackers an easy bypass.
-    exclude_processes: tuple[str, ...] = ()
-    protected_processes: tuple[str, ...] = DEFAULT_PROTECTED_PROCESSES
-
-
-@dataclass(frozen=True)
-class ReportingConfig:
-    include_stack_traces: bool = False
-    max_events_per_type: int = 100
-    severity_levels: dict[str, str] = field(
-        default_factory=lambda: dict(DEFAULT_SEVERITY_LEVELS)
-    )
-
-
-@dataclass(frozen=True)
-class KindLimits:
-    """Per-kind overrides; None means "use the global performance value"."""
-
-    sampling_rate: float | None = None
-    max_events_per_second: int | None = None
-
-
-@dataclass(frozen=True)
-class PerformanceConfig:
-    event_buffer_size: int = 1024
-    sampling_rate: float = 1.0
-    max_events_per_second: int = 1000  # 0 = unlimited; applies to the bulk lane only
-    cpu_budget_percent: float = 5.0
-    profile: str = "balanced"
-    aggregation_window_ms: int = 1000  # 0 = off; identical bulk events fold into counts
-    per_kind: dict[str, KindLimits] = field(default_factory=dict)
-
-    def limits_for(self, kind: str) -> tuple[float, int]:
-        """Effective (sampling_rate, max_events_per_second) for an event kind."""
-        k = self.per_kind.get(kind, KindLimits())
-        rate = self.sampling_rate if k.sampling_rate is None else k.sampling_rate
-        eps = self.max_events_per_second if k.max_events_per_second is None else k.max_events_per_second
-        return rate, eps
-
-
-@dataclass(frozen=True)
-class EbpfParams:
-    stack_trace_depth: int = 10
-    max_entries_per_map: int = 10000
-
-
-@dataclass(frozen=True)
-class ExperimentalConfig:
-    uprobe_monitoring: bool = False
-    network_packet_inspection: bool = False
-
-
-@dataclass(frozen=True)
-class AdvancedConfig:
-    enable_core: bool = True
-    ebpf_params: EbpfParams = field(default_factory=EbpfParams)
-    min_kernel_version: str = "4.18"
-    experimental: ExperimentalConfig = field(default_factory=ExperimentalConfig)
-
-
-@dataclass(frozen=True)
-class Config:
-    network: NetworkConfig = field(default_factory=NetworkConfig)
-    files: FilesConfig = field(default_factory=FilesConfig)
-    memory: MemoryConfig = field(default_factory=MemoryConfig)
-    reporting: ReportingConfig = field(default_factory=ReportingConfig)
-    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
-    advanced: AdvancedConfig = field(default_factory=AdvancedConfig)
-    # Path of the file the policy came from; None = built-in defaults. Not part of equality.
-    source: str | None = field(default=None, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-data view (lists/dicts), e.g. for JSON metadata."""
-        d = dataclasses.asdict(self)
-        d.pop("source", None)
-        return _untuple(d)
-
-
-def _untuple(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _untuple(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_untuple(v) for v in x]
-    return x
-
-
-def default_config() -> Config:
-    return Config()
 
 
 # --------------------------------------------------------------------------- validation
@@ -442,10 +304,36 @@ def _mapping_items(ctx: _Ctx, node: yaml.Node, key: str) -> list[tuple[str, yaml
     return out
 
 
-def v_section(cls: type, fields: Mapping[str, Validator]) -> Validator:
-    """A mapping with a fixed key set, built into dataclass ``cls``; absent keys keep defaults."""
+# --------------------------------------------------------------------------- keys
+# Every key is declared once, as a dataclass field that carries its validator ("check") and the
+# comment of the generated policy ("doc"); the schema and `config generate` are built from them.
+
+
+def setting(default: Any, check: Validator, doc: str) -> Any:
+    """A policy key: its default, how its YAML is validated, and its comment."""
+    return field(default=default, metadata={"check": check, "doc": doc})
+
+
+def setting_factory(factory: Callable[[], Any], check: Validator, doc: str) -> Any:
+    """A policy key whose default is a mutable value built per instance."""
+    return field(default_factory=factory, metadata={"check": check, "doc": doc})
+
+
+def section(cls: type, doc: str) -> Any:
+    """A nested section: validated by its own fields, absent keys keep their defaults."""
+    return field(default_factory=cls, metadata={"check": v_section(cls), "doc": doc})
+
+
+def keys_of(cls: type) -> list[dataclasses.Field]:
+    """The policy keys of a section (fields with a validator), in declaration order."""
+    return [f for f in dataclasses.fields(cls) if "check" in f.metadata]
+
+
+def v_section(cls: type) -> Validator:
+    """A mapping with the key set of dataclass ``cls``, built into it; absent keys keep defaults."""
 
     def check(ctx: _Ctx, node: yaml.Node, key: str) -> Any:
+        fields = {f.name: f.metadata["check"] for f in keys_of(cls)}
         kwargs: dict[str, Any] = {}
         for name, knode, vnode in _mapping_items(ctx, node, key):
             path = f"{key}.{name}" if key else name
@@ -459,6 +347,93 @@ def v_section(cls: type, fields: Mapping[str, Validator]) -> Validator:
     return check
 
 
+# --------------------------------------------------------------------------- dataclasses
+# Frozen, with tuples for lists; the two maps stay dicts (read-only by convention).
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    blocked_ips: tuple[str, ...] = setting(
+        (), v_list(v_ip_or_cidr),
+        "IP addresses or CIDR ranges; connections to them are high severity (and denied in block mode)")
+    blocked_domains: tuple[str, ...] = setting(
+        (), v_list(v_domain), "Domains (and their subdomains) to flag / block")
+    allowed_domains: tuple[str, ...] = setting(
+        (), v_list(v_domain_pattern),
+        "If non-empty, connections to any other domain (or an unknown one) are high severity, and "
+        "refused in block mode; 'x' = x and its subdomains, '*.x' = subdomains only")
+    monitored_ports: tuple[int, ...] = setting(
+        (), v_list(v_int(1, 65535)), "Only report these destination ports (empty = all ports)")
+    alert_on_any_connection: bool = setting(
+        False, v_bool, "Raise every outbound connection to high severity (air-gapped jobs)")
+    mode: str = setting(
+        "audit", v_enum(*MODES),
+        "audit = report only; block = refuse blocked destinations, addresses outside the allowlist "
+        "and raw/packet sockets in the kernel")
+    report_loopback: bool = setting(False, v_bool, "Also report connections to 127.0.0.0/8 and ::1")
+    # Egress policy (issue 10): enforced in the kernel in block mode.
+    allowed_ips: tuple[str, ...] = setting(
+        (), v_list(v_ip_or_cidr),
+        "Addresses or CIDRs always allowed (with allowed_domains: the allowlist enforced in block mode)")
+    dns_servers: tuple[str, ...] = setting(
+        (), v_list(v_ip),
+        "Resolvers the job may query and whose answers name destinations (default: nameservers of "
+        "/etc/resolv.conf)")
+    allow_loopback: bool = setting(
+        True, v_bool, "Loopback destinations pass the allowlist (false: filtered like any other address)")
+    fail_closed: bool = setting(
+        False, v_bool,
+        "Block mode: keep the enforcement attached (pinned in bpffs) if the agent dies; "
+        "`bee-trace unblock` removes it")
+
+    @cached_property
+    def blocked_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(x, strict=False) for x in self.blocked_ips)
+
+
+@dataclass(frozen=True)
+class FilesConfig:
+    watch_read: tuple[str, ...] = setting(
+        DEFAULT_WATCH_READ, v_list(v_glob), "Files whose opens (for reading) are reported")
+    watch_write: tuple[str, ...] = setting(
+        DEFAULT_WATCH_WRITE, v_list(v_glob),
+        "Files whose opens for writing are reported (key tampering / persistence)")
+    exclude_paths: tuple[str, ...] = setting(DEFAULT_EXCLUDE_PATHS, v_list(v_glob), "Paths never reported")
+    allowed_processes: tuple[str, ...] = setting(
+        (), v_list(v_str),
+        "Programs allowed to read credentials without a high-severity finding: exe path globs, names "
+        "of root-owned system binaries, or comm:NAME")
+
+    # Compiled matchers, built once per config (cached_property writes __dict__ directly).
+    @cached_property
+    def read_set(self) -> GlobSet:
+        return GlobSet(self.watch_read)
+
+    @cached_property
+    def write_set(self) -> GlobSet:
+        return GlobSet(self.watch_write)
+
+    @cached_property
+    def exclude_set(self) -> GlobSet:
+        return GlobSet(self.exclude_paths)
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    secret_env_patterns: tuple[str, ...] = setting(
+        DEFAULT_SECRET_ENV_PATTERNS, v_list(v_str),
+        "Environment variable NAME patterns treated as secrets (values are never recorded)")
+    alert_on_memory_access: bool = setting(
+        True, v_bool, "Report access to another process's memory at the memory_access severity")
+    # Empty by default: comm names are attacker-chosen, so excluding "systemd" (as the
+    # original example does) would hand attackers an easy bypass.
+    exclude_processes: tuple[str, ...] = setting(
+        (), v_list(v_str),
+        "Accessing programs not reported (exe path globs, system binary names, or comm:NAME); never "
+        "for protected targets")
+    protected_processes: tuple[str, ...] = setting(
+        DEFAULT_PROTECTED_PROCESSES, v_list(v_str), "Targets whose memory access is always critical")
+
+
 def v_severity_levels(ctx: _Ctx, node: yaml.Node, key: str) -> dict[str, str]:
     levels = dict(DEFAULT_SEVERITY_LEVELS)
     sev = v_enum(*SEVERITIES)
@@ -470,10 +445,29 @@ def v_severity_levels(ctx: _Ctx, node: yaml.Node, key: str) -> dict[str, str]:
     return levels
 
 
-_KIND_LIMITS = v_section(
-    KindLimits,
-    {"sampling_rate": v_float(0.0, 1.0, lo_open=True), "max_events_per_second": v_int(0)},
-)
+@dataclass(frozen=True)
+class ReportingConfig:
+    include_stack_traces: bool = setting(
+        False, v_only(False, "stack traces are not collected"),
+        "Include stack traces for high-severity events")
+    max_events_per_type: int = setting(
+        100, v_int(0),
+        "Events kept per kind in reports (counts stay exact; lowest severities are dropped first)")
+    severity_levels: dict[str, str] = setting_factory(
+        lambda: dict(DEFAULT_SEVERITY_LEVELS), v_severity_levels,
+        "Severity per finding type: low, medium, high, critical")
+
+
+@dataclass(frozen=True)
+class KindLimits:
+    """Per-kind overrides; None means "use the global performance value"."""
+
+    sampling_rate: float | None = setting(
+        None, v_float(0.0, 1.0, lo_open=True), "Fraction of this kind's events kept, 0 < x <= 1")
+    max_events_per_second: int | None = setting(None, v_int(0), "Rate limit of this kind (0 = unlimited)")
+
+
+_KIND_LIMITS = v_section(KindLimits)
 
 
 def v_per_kind(ctx: _Ctx, node: yaml.Node, key: str) -> dict[str, KindLimits]:
@@ -489,81 +483,92 @@ def v_per_kind(ctx: _Ctx, node: yaml.Node, key: str) -> dict[str, KindLimits]:
     return out
 
 
-_SCHEMA = v_section(
-    Config,
-    {
-        "network": v_section(
-            NetworkConfig,
-            {
-                "blocked_ips": v_list(v_ip_or_cidr),
-                "blocked_domains": v_list(v_domain),
-                "allowed_domains": v_list(v_domain_pattern),
-                "monitored_ports": v_list(v_int(1, 65535)),
-                "alert_on_any_connection": v_bool,
-                "mode": v_enum(*MODES),
-                "report_loopback": v_bool,
-                "allowed_ips": v_list(v_ip_or_cidr),
-                "dns_servers": v_list(v_ip),
-                "allow_loopback": v_bool,
-                "fail_closed": v_bool,
-            },
-        ),
-        "files": v_section(
-            FilesConfig,
-            {
-                "watch_read": v_list(v_glob),
-                "watch_write": v_list(v_glob),
-                "exclude_paths": v_list(v_glob),
-                "allowed_processes": v_list(v_str),
-            },
-        ),
-        "memory": v_section(
-            MemoryConfig,
-            {
-                "secret_env_patterns": v_list(v_str),
-                "alert_on_memory_access": v_bool,
-                "exclude_processes": v_list(v_str),
-                "protected_processes": v_list(v_str),
-            },
-        ),
-        "reporting": v_section(
-            ReportingConfig,
-            {
-                "include_stack_traces": v_only(False, "stack traces are not collected"),
-                "max_events_per_type": v_int(0),
-                "severity_levels": v_severity_levels,
-            },
-        ),
-        "performance": v_section(
-            PerformanceConfig,
-            {
-                "event_buffer_size": v_int(1),
-                "sampling_rate": v_float(0.0, 1.0, lo_open=True),
-                "max_events_per_second": v_int(0),
-                "cpu_budget_percent": v_float(0.0, 100.0, lo_open=True),
-                "profile": v_enum(*PROFILES),
-                "aggregation_window_ms": v_int(0),
-                "per_kind": v_per_kind,
-            },
-        ),
-        "advanced": v_section(
-            AdvancedConfig,
-            {
-                "enable_core": v_only(True, "bee-trace's programs are CO-RE only"),
-                "ebpf_params": v_section(
-                    EbpfParams,
-                    {"stack_trace_depth": v_int(0, 127), "max_entries_per_map": v_int(1)},
-                ),
-                "min_kernel_version": v_version,
-                "experimental": v_section(
-                    ExperimentalConfig,
-                    {"uprobe_monitoring": v_only(False, "not implemented"),
-                     "network_packet_inspection": v_only(False, "not implemented")},
-                ),
-            },
-        ),
-    },
-)
+@dataclass(frozen=True)
+class PerformanceConfig:
+    event_buffer_size: int = setting(1024, v_int(1), "Event buffer size")
+    sampling_rate: float = setting(1.0, v_float(0.0, 1.0, lo_open=True), "Fraction of bulk events kept, 0 < x <= 1")
+    # applies to the bulk lane only
+    max_events_per_second: int = setting(
+        1000, v_int(0), "Bulk event rate limit (0 = unlimited); dropped events are counted")
+    cpu_budget_percent: float = setting(
+        5.0, v_float(0.0, 100.0, lo_open=True), "Target CPU use of the monitor, percent of one core")
+    profile: str = setting("balanced", v_enum(*PROFILES), "max-coverage | balanced | max-performance")
+    aggregation_window_ms: int = setting(
+        1000, v_int(0), "Identical bulk events inside this window are counted, not sent (0 = off)")
+    per_kind: dict[str, KindLimits] = setting_factory(
+        dict, v_per_kind,
+        "Per-kind overrides, bulk kinds only, e.g. network: {sampling_rate: 0.5, max_events_per_second: 200}")
+
+    def limits_for(self, kind: str) -> tuple[float, int]:
+        """Effective (sampling_rate, max_events_per_second) for an event kind."""
+        k = self.per_kind.get(kind, KindLimits())
+        rate = self.sampling_rate if k.sampling_rate is None else k.sampling_rate
+        eps = self.max_events_per_second if k.max_events_per_second is None else k.max_events_per_second
+        return rate, eps
+
+
+@dataclass(frozen=True)
+class EbpfParams:
+    stack_trace_depth: int = setting(10, v_int(0, 127), "Stack frames per trace (stack traces are not collected)")
+    max_entries_per_map: int = setting(
+        10000, v_int(1), "Entries of the per-process and per-destination maps (aggregation, rate limits, "
+        "learned names) and of the process cache")
+
+
+@dataclass(frozen=True)
+class ExperimentalConfig:
+    uprobe_monitoring: bool = setting(False, v_only(False, "not implemented"), "Not implemented: must stay false")
+    network_packet_inspection: bool = setting(
+        False, v_only(False, "not implemented"), "Not implemented: must stay false")
+
+
+@dataclass(frozen=True)
+class AdvancedConfig:
+    enable_core: bool = setting(
+        True, v_only(True, "bee-trace's programs are CO-RE only"), "Use CO-RE (BTF) relocations")
+    ebpf_params: EbpfParams = section(EbpfParams, "eBPF program parameters")
+    min_kernel_version: str = setting("4.18", v_version, "Minimum kernel version")
+    experimental: ExperimentalConfig = section(ExperimentalConfig, "Experimental features")
+
+
+@dataclass(frozen=True)
+class Config:
+    network: NetworkConfig = section(
+        NetworkConfig, "Outbound network monitoring (TCP connect, UDP send; IPv4 and IPv6)")
+    files: FilesConfig = section(
+        FilesConfig, "Secret file monitoring. Globs: ** = any number of directories, * and ? stay in one "
+        "directory;\na pattern without a leading / matches at any depth")
+    memory: MemoryConfig = section(
+        MemoryConfig,
+        "Access to other processes' memory (ptrace, process_vm_*, /proc/PID/{mem,maps,environ}, pidfd_getfd)")
+    reporting: ReportingConfig = section(ReportingConfig, "Report content")
+    performance: PerformanceConfig = section(
+        PerformanceConfig,
+        "Performance tuning (sampling and rate limits never apply to security-critical events)")
+    advanced: AdvancedConfig = section(AdvancedConfig, "Advanced settings")
+    # Path of the file the policy came from; None = built-in defaults. Not part of equality.
+    source: str | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data view (lists/dicts), e.g. for JSON metadata."""
+        d = dataclasses.asdict(self)
+        d.pop("source", None)
+        return _untuple(d)
+
+
+def _untuple(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _untuple(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_untuple(v) for v in x]
+    return x
+
+
+def default_config() -> Config:
+    return Config()
+
+
+_SCHEMA = v_section(Config)
 
 
 def parse_config(text: str, source: str) -> Config:
@@ -612,55 +617,6 @@ def load_config(path: str | None) -> Config:
 
 # --------------------------------------------------------------------------- generation
 
-_COMMENTS: dict[str, str] = {
-    "network": "Outbound network monitoring (TCP connect, UDP send; IPv4 and IPv6)",
-    "network.blocked_ips": "IP addresses or CIDR ranges; connections to them are high severity "
-                           "(and denied in block mode)",
-    "network.blocked_domains": "Domains (and their subdomains) to flag / block",
-    "network.allowed_domains": "If non-empty, connections to any other domain (or an unknown one) are high severity, and refused in block mode; 'x' = x and its subdomains, '*.x' = subdomains only",  # noqa: E501
-    "network.allowed_ips": "Addresses or CIDRs always allowed (with allowed_domains: the allowlist enforced in block mode)",  # noqa: E501
-    "network.dns_servers": "Resolvers the job may query and whose answers name destinations (default: nameservers of /etc/resolv.conf)",  # noqa: E501
-    "network.allow_loopback": "Loopback destinations pass the allowlist (false: filtered like any other address)",
-    "network.fail_closed": "Block mode: keep the enforcement attached (pinned in bpffs) if the agent dies; `bee-trace unblock` removes it",  # noqa: E501
-    "network.monitored_ports": "Only report these destination ports (empty = all ports)",
-    "network.alert_on_any_connection": "Raise every outbound connection to high severity (air-gapped jobs)",
-    "network.mode": "audit = report only; block = refuse blocked destinations, addresses outside the allowlist and raw/packet sockets in the kernel",  # noqa: E501
-    "network.report_loopback": "Also report connections to 127.0.0.0/8 and ::1",
-    "files": "Secret file monitoring. Globs: ** = any number of directories, * and ? stay in one directory;\n"
-             "a pattern without a leading / matches at any depth",
-    "files.watch_read": "Files whose opens (for reading) are reported",
-    "files.watch_write": "Files whose opens for writing are reported (key tampering / persistence)",
-    "files.exclude_paths": "Paths never reported",
-    "files.allowed_processes": "Programs allowed to read credentials without a high-severity finding: "
-                               "exe path globs, names of root-owned system binaries, or comm:NAME",
-    "memory": "Access to other processes' memory (ptrace, process_vm_*, /proc/PID/{mem,maps,environ}, pidfd_getfd)",
-    "memory.secret_env_patterns": "Environment variable NAME patterns treated as secrets (values are never recorded)",
-    "memory.alert_on_memory_access": "Report access to another process's memory at the memory_access severity",
-    "memory.exclude_processes": "Accessing programs not reported (exe path globs, system binary names, "
-                                "or comm:NAME); never for protected targets",
-    "memory.protected_processes": "Targets whose memory access is always critical",
-    "reporting": "Report content",
-    "reporting.include_stack_traces": "Include stack traces for high-severity events",
-    "reporting.max_events_per_type": "Events kept per kind in reports "
-                                     "(counts stay exact; lowest severities are dropped first)",
-    "reporting.severity_levels": "Severity per finding type: low, medium, high, critical",
-    "performance": "Performance tuning (sampling and rate limits never apply to security-critical events)",
-    "performance.event_buffer_size": "Event buffer size",
-    "performance.sampling_rate": "Fraction of bulk events kept, 0 < x <= 1",
-    "performance.max_events_per_second": "Bulk event rate limit (0 = unlimited); dropped events are counted",
-    "performance.cpu_budget_percent": "Target CPU use of the monitor, percent of one core",
-    "performance.profile": "max-coverage | balanced | max-performance",
-    "performance.aggregation_window_ms": "Identical bulk events inside this window are counted, not sent (0 = off)",
-    "performance.per_kind": "Per-kind overrides, bulk kinds only, "
-                            "e.g. network: {sampling_rate: 0.5, max_events_per_second: 200}",
-    "advanced": "Advanced settings",
-    "advanced.enable_core": "Use CO-RE (BTF) relocations",
-    "advanced.ebpf_params": "eBPF program parameters",
-    "advanced.min_kernel_version": "Minimum kernel version",
-    "advanced.experimental": "Experimental features",
-}
-
-
 def _yaml_scalar(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -671,12 +627,10 @@ def _yaml_scalar(v: Any) -> str:
 
 def _emit(obj: Any, path: str, indent: int, out: list[str]) -> None:
     pad = "  " * indent
-    for f in dataclasses.fields(obj):
-        if f.name == "source":
-            continue
+    for f in keys_of(type(obj)):
         key = f"{path}.{f.name}" if path else f.name
         val = getattr(obj, f.name)
-        comment = _COMMENTS.get(key)
+        comment = f.metadata.get("doc")
         if comment:
             if indent == 0:
                 out.append("")

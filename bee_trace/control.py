@@ -11,8 +11,6 @@ from typing import Any
 from . import records as R
 from .config import Config
 
-# Bulk-lane kinds the policy's sampling and rate limits apply to (critical kinds never).
-BULK_KINDS = {"network": R.EV_NET}
 MAX_SAMPLE_EVERY = 64
 
 
@@ -46,7 +44,7 @@ def tuning_for(cfg: Config, profile: str | None = None) -> Tuning:
     profile = profile or perf.profile
     ring = max(perf.event_buffer_size, 256) << 10
     sample, rate = {}, {}
-    for kind, t in BULK_KINDS.items():
+    for kind, t in R.BULK_KINDS.items():
         fraction, eps = perf.limits_for(kind)
         sample[t] = max(1, round(1 / fraction))
         rate[t] = eps

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from . import records as R
-from .decode import Event
+from .event import Event
 
 FoldKey = tuple[int, int, int, int]
 REMEMBERED = 8192          # first events kept to name later counts

@@ -3,27 +3,23 @@ Only records that will be output get here: filtering is done on the numpy batch 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 
 from . import records as R
+from .addr import addr_text
 from .egress.names import DomainTable
+from .event import Event
 from .inodes import kernel_dev
 from .procinfo import ProcCache, decode
 
-AF_INET, AF_INET6 = 2, 10
 PROTOCOLS = {6: "tcp", 17: "udp"}
-DNS_PORT = 53
-EXEC_ARGS_LEN = 120
-EXEC_FILENAME_LEN = 128
 # Lifecycle records always feed the process cache; these operations are also output as events.
 OUTPUT_LIFECYCLE = {"exec"}
 
@@ -52,7 +48,6 @@ class DecodeContext:
         return self.chunks.pop((tid, chain), {})
 
 
-Event = dict[str, Any]
 Decoder = Callable[[np.void, DecodeContext], Event | None]
 
 
@@ -147,6 +142,7 @@ def decode_chunk(rec: np.void, ctx: DecodeContext) -> None:
 
 
 RENAME_SYSCALLS = {82, 264, 316}   # rename, renameat, renameat2 (x86-64)
+SYMLINK_SYSCALLS = {88, 266}       # symlink, symlinkat: the old name is the link's text, not a path
 
 
 def decode_link(rec: np.void, ctx: DecodeContext) -> Event:
@@ -163,7 +159,7 @@ def decode_link(rec: np.void, ctx: DecodeContext) -> Event:
         "truncated": not complete,
         "path_len": int(f["path_len"]),
         "syscall": syscall,
-        "old_path": decode(old if old is None or syscall in (88, 266)
+        "old_path": decode(old if old is None or syscall in SYMLINK_SYSCALLS
                            else os.path.normpath(old)) if old is not None else None,
         "match": "old" if int(f["match"]) & R.MATCH_OLD and not int(f["match"]) & R.MATCH_NAME
         else "name",
@@ -267,7 +263,7 @@ def decode_mem(rec: np.void, ctx: DecodeContext) -> Event:
     })
     if int(m["request"]):
         ev["ptrace_request"] = int(m["request"])
-    n = min(int(m["path_len"]), 128)
+    n = min(int(m["path_len"]), R.MEM_PATH_LEN)
     if n:
         ev["path"] = decode(bytes(m["path"])[:n])
     if int(m["path_len"]) or int(m["origin"]):
@@ -275,23 +271,11 @@ def decode_mem(rec: np.void, ctx: DecodeContext) -> Event:
     return ev
 
 
-def net_daddr(family: int, raw: bytes) -> tuple[str, str]:
-    """(family name, address text): IPv6 compressed, IPv4-mapped IPv6 shown as IPv4."""
-    if family == AF_INET:
-        return "ipv4", str(ipaddress.IPv4Address(raw[:4]))
-    if family == AF_INET6:
-        a = ipaddress.IPv6Address(raw[:16])
-        if a.ipv4_mapped is not None:
-            return "ipv4", str(a.ipv4_mapped)
-        return "ipv6", str(a)
-    return "unknown", ""
-
-
 def decode_net(rec: np.void, ctx: DecodeContext) -> Event:
     ev = header_fields(rec, ctx)
     n = rec["u"]["net"]
     flags = int(rec["h"]["flags"])
-    family, daddr = net_daddr(int(n["family"]), bytes(n["daddr"]))
+    family, daddr = addr_text(int(n["family"]), bytes(n["daddr"]))
     proto_num = int(n["protocol"])
     dport = int(n["dport"])
     # Named only when a DNS answer the kernel learned mapped a name to this very address.
@@ -357,10 +341,10 @@ def decode_exec(rec: np.void, ctx: DecodeContext) -> Event | None:
     h, p = rec["h"], rec["u"]["proc"]
     tgid = int(h["tgid"])
     filename, truncated = _proc_filename(p)
-    args_len = min(int(p["args_len"]), EXEC_ARGS_LEN)
+    args_len = min(int(p["args_len"]), R.PROC_ARGS_LEN)
     args = bytes(p["args"])[:args_len]
     ctx.procs.on_exec(tgid, int(h["ppid"]), decode(bytes(h["comm"]).split(b"\0", 1)[0]),
-                      decode(filename), args, args_len < EXEC_ARGS_LEN, int(p["start_ns"]),
+                      decode(filename), args, args_len < R.PROC_ARGS_LEN, int(p["start_ns"]),
                       exe_complete=not truncated)
     if "exec" not in OUTPUT_LIFECYCLE:
         return None

@@ -9,6 +9,7 @@ import argparse
 import sys
 from typing import IO, Any
 
+from .loss import LossSummary
 from .sinks.chain import OutputChain, Visible, _output
 
 
@@ -36,9 +37,7 @@ class FleetOutputs:
         self = cls()
         try:
             if args.format == "ocsf":
-                from .sinks.ocsf import OcsfSink
-                _output(lambda s: _remember(self, "ocsf", OcsfSink(s)), out_file or sys.stdout,
-                        verbose, cfg, chain)
+                _output(self._ocsf_sink, out_file or sys.stdout, verbose, cfg, chain)
             if args.otlp_endpoint:
                 try:
                     from .sinks.otlp import OtlpLogSink
@@ -66,22 +65,27 @@ class FleetOutputs:
             raise
         return self
 
+    def _ocsf_sink(self, stream: IO[str]) -> Any:
+        from .sinks.ocsf import OcsfSink
+        self.ocsf = OcsfSink(stream)
+        return self.ocsf
+
     def tick(self, pipeline: Any) -> None:
         if self.metrics is not None:
             self.metrics.update(pipeline, self.otlp.overflow if self.otlp is not None else 0)
 
-    def finish(self, loss: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, loss: LossSummary) -> LossSummary:
         """Closes the outputs that send on their own thread (OTLP: the final export) and adds
         what they could not deliver to the pipeline's summary."""
         if self.otlp is not None:
             self.otlp.close()
-            loss = with_overflow(loss, self.otlp.overflow)
-            loss["otlp"] = self.otlp.stats()
+            loss = loss.with_overflow(self.otlp.overflow)
+            loss.otlp = self.otlp.stats()
         if self.ocsf is not None:
             self.ocsf.flush()
         return loss
 
-    def report_end(self, loss: dict[str, Any], verdict: str) -> None:
+    def report_end(self, loss: LossSummary, verdict: str) -> None:
         if self.metrics is not None:
             self.metrics.finish(loss, verdict)
 
@@ -91,18 +95,3 @@ class FleetOutputs:
         if self.server is not None:
             self.server.close()
             self.server = None
-
-
-def with_overflow(loss: dict[str, Any], n: int) -> dict[str, Any]:
-    """loss with n more events an output could not deliver (and the verdict that follows)."""
-    loss = dict(loss)
-    loss["dropped"] = dict(loss.get("dropped", {}))
-    loss["dropped"]["sink_overflow"] = loss["dropped"].get("sink_overflow", 0) + n
-    if n:
-        loss["verdict"] = "degraded"
-    return loss
-
-
-def _remember(fleet: FleetOutputs, name: str, sink: Any) -> Any:
-    setattr(fleet, name, sink)
-    return sink

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .classify import meets, severity_rank
+from .describe import ARROW, describe
 from .escape import gh_data, gh_property, terminal
 from .report import Report, ancestry_chain
 
@@ -58,23 +59,9 @@ def write_step_summary(markdown: str, env: Mapping[str, str] | None = None) -> b
 
 
 def _message(ev: Mapping[str, Any]) -> str:
-    kind = ev.get("kind")
     who = f"{ev.get('comm', '')}[{ev.get('pid', '')}]"
-    if kind == "file":
-        what = f"{ev.get('access', 'open')} {ev.get('path', '')}"
-    elif kind == "network":
-        host = ev.get("domain") or ev.get("daddr", "")
-        what = f"{ev.get('action', 'connect')} {ev.get('protocol', '')} to {host}:{ev.get('dport', '')}"
-        if ev.get("domain"):
-            what += f" ({ev.get('daddr', '')})"
-    elif kind == "memory":
-        what = f"{ev.get('technique', '')} on {ev.get('target_comm', '')}[{ev.get('target_pid', '')}]"
-        names = ev.get("secret_env_names")
-        if isinstance(names, list) and names:
-            what += " exposing " + ", ".join(str(n) for n in names)
-    else:
-        what = str(ev.get("exe") or ev.get("cmdline") or "")
-    chain = " → ".join(ancestry_chain(dict(ev)))
+    what = describe(dict(ev))
+    chain = f" {ARROW} ".join(ancestry_chain(dict(ev)))
     return f"{who} {what} (process tree: {chain})"
 
 

@@ -15,29 +15,14 @@ import numpy as np
 
 from . import records as R
 from ._libbpf import LibbpfError, Link, Object, num_possible_cpus
-from .egress.pins import EGRESS_PREFIXES
+from .programs import Attach, program
 
 # Where things are looked for; the environment can point elsewhere (README: "Errors").
 OBJECT_PATH = Path(os.environ.get("BEE_TRACE_OBJECT") or Path(__file__).parent / "bpf" / "bee_trace.bpf.o")
 TRACEFS = Path(os.environ.get("BEE_TRACE_TRACEFS") or "/sys/kernel/tracing")
 BTF_PATH = Path(os.environ.get("BEE_TRACE_BTF") or "/sys/kernel/btf/vmlinux")
 
-PROBE_TYPES = ("file_monitor", "network_monitor", "memory_monitor")
-# Which monitors need each program (by program-name prefix); process lifecycle feeds them all.
-_PROGRAM_GROUPS: dict[str, set[str]] = {
-    "open_": {"file_monitor", "memory_monitor"},     # every syscall exit, native and 32-bit
-    "opentp_": {"file_monitor", "memory_monitor"},   # max-performance: native opens only
-    "link_": {"file_monitor"},                         # link/symlink/rename of watched names
-    "uring_": {"file_monitor", "network_monitor", "memory_monitor"},
-    "net_": {"network_monitor"},        # cgroup connect/sendmsg hooks (egress.bpf.c)
-    "dns_": {"network_monitor"},        # cgroup_skb ingress: DNS answers
-    "sock_": {"network_monitor"},       # cgroup sock_create: raw/packet/ICMP/vsock sockets
-    "mem_": {"memory_monitor"},
-    "proc_": {"file_monitor", "network_monitor", "memory_monitor"},
-    "tamper_": {"file_monitor", "network_monitor", "memory_monitor"},   # aimed at the agent
-}
-_PROBE_BITS = {"file_monitor": R.PROBE_FILE, "network_monitor": R.PROBE_NETWORK,
-               "memory_monitor": R.PROBE_MEMORY}
+PROBE_TYPES = R.PROBE_TYPES
 
 
 class SetupError(Exception):
@@ -129,16 +114,16 @@ class Kernel:
             obj.map(name).set_max_entries(self.table_entries)
         obj.map("spill").set_max_entries(self.spill_entries)
         for prog in obj.programs():
-            groups = next((g for p, g in _PROGRAM_GROUPS.items() if prog.name.startswith(p)), set())
-            if groups & self.probes and prog.name.startswith("open") and \
-                    prog.name.startswith("opentp_") == self.compat_syscalls:
+            entry = program(prog.name)   # programs.py: who needs it, how it attaches
+            skip = "every_exit" if not self.compat_syscalls else "own_exit"
+            if entry is not None and entry.needed(self.probes) and entry.opens_by == skip:
                 # one of the two ways to see opens: every syscall exit (with 32-bit syscalls) or
                 # the open family's own tracepoints (max-performance)
                 prog.set_autoload(False)
                 state = "replaced by raw_tp/sys_exit" if self.compat_syscalls else \
                     "off: max-performance profile (32-bit syscalls unwatched)"
                 self.coverage.append(ProgramStatus(prog.name, prog.section, state))
-            elif not groups & self.probes:
+            elif entry is None or not entry.needed(self.probes):
                 prog.set_autoload(False)
                 self.coverage.append(ProgramStatus(prog.name, prog.section, "not-needed"))
             elif not tracepoint_exists(prog.section):
@@ -154,20 +139,21 @@ class Kernel:
         done = {s.name for s in self.coverage}
         egress_links: list[tuple[str, Link]] = []
         for prog in self._obj.programs():
-            if prog.name in done:
+            entry = program(prog.name)
+            if prog.name in done or entry is None:
                 continue
             try:
-                if prog.section.startswith("cgroup"):
+                if entry.attach is Attach.CGROUP:
                     link = _attach_root_cgroup(prog)
                 else:
                     link = prog.attach()
                 self._links.append(link)
-                if prog.name.startswith(EGRESS_PREFIXES):
+                if entry.egress:
                     egress_links.append((prog.name, link))
                 self.coverage.append(ProgramStatus(prog.name, prog.section, "attached"))
             except (LibbpfError, SetupError) as e:
                 self.coverage.append(ProgramStatus(prog.name, prog.section, f"failed: {e}"))
-                if self.block and prog.section.startswith("cgroup"):
+                if self.block and entry.attach is Attach.CGROUP:
                     # Enforcement that is not attached must not look like enforcement.
                     self.close()
                     raise SetupError(f"network.mode block: {prog.section} could not attach "
@@ -291,7 +277,7 @@ class Kernel:
         s = self.settings
         s["self_tgid"] = self_tgid
         s["bulk_wake_bytes"] = self.bulk_wake_bytes
-        s["probes"] = sum(_PROBE_BITS[p] for p in self.probes if p in _PROBE_BITS) | R.PROBE_PROCESS
+        s["probes"] = sum(R.PROBE_BITS[p] for p in self.probes if p in R.PROBE_BITS) | R.PROBE_PROCESS
         s["block"] = int(self.block)
         s["spill_cap"] = self.spill_entries
         for name, value in fields.items():

@@ -12,6 +12,7 @@ from typing import Any
 from . import escape
 from .classify import severity_rank
 from .config import SEVERITIES
+from .describe import ARROW
 
 TOP_PROCESSES = 25          # offending processes shown in the tree
 TOP_FINDINGS = 10           # findings listed under one process
@@ -154,7 +155,7 @@ def render_tree(root: Node, top_processes: int = TOP_PROCESSES,
                 hidden[0] += _offenders(last)
                 hidden[1] += last.total()
                 continue
-            label = " → ".join(proc_label(x) for x in chain)
+            label = f" {ARROW} ".join(proc_label(x) for x in chain)
             indent = "  " * depth
             if last.findings:
                 shown[0] += 1

@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector, start_http_se
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
 from . import records as R
+from .loss import LaneLoss, LossSummary
+from .sinks import Run, Sink
 
 VERDICTS = ("complete", "degraded", "interrupted")
 # Kernel drop causes that mean "not delivered" (loss or a deliberate reduction by policy); the
@@ -45,7 +47,7 @@ class Metrics:
     def __init__(self, info: dict[str, str] | None = None) -> None:
         self.info = dict(info or {})
         self.events: dict[tuple[str, str, str], int] = {}
-        self.loss: dict[str, Any] = {}
+        self.loss = LossSummary()
         self.ring_fill: dict[str, float] = {}
         self.verdict = "complete"
         self._lock = threading.Lock()
@@ -63,19 +65,18 @@ class Metrics:
         if not force and now < self._next_update:
             return
         self._next_update = now + UPDATE_INTERVAL_S
-        loss = pipeline.loss_summary()
+        loss: LossSummary = pipeline.loss_summary()
         if extra_overflow:
-            from .fleet import with_overflow
-            loss = with_overflow(loss, extra_overflow)
+            loss = loss.with_overflow(extra_overflow)
         fill = {}
         if pipeline.rings is not None:
             for lane, reader in zip(R.LANE_NAMES, pipeline.rings.rings):
                 fill[lane] = reader.lag_bytes() / reader.size if reader.size else 0.0
         with self._lock:
             self.loss, self.ring_fill = loss, fill
-            self.verdict = loss.get("verdict", self.verdict)
+            self.verdict = loss.verdict
 
-    def finish(self, loss: dict[str, Any], verdict: str) -> None:
+    def finish(self, loss: LossSummary, verdict: str) -> None:
         with self._lock:
             self.loss, self.verdict = loss, verdict
             self.ring_fill = {lane: 0.0 for lane in R.LANE_NAMES}
@@ -100,7 +101,7 @@ class Metrics:
             tamper.add_metric([rule], n)
         yield tamper
 
-        lanes = loss.get("lanes", {})
+        lanes = loss.lanes
         dropped = CounterMetricFamily("bee_trace_dropped", "Records not delivered, by cause and lane "
                                       "(kernel counters; lane output: events our outputs could not "
                                       "take).", labels=["cause", "lane"])
@@ -113,19 +114,20 @@ class Metrics:
         gaps = CounterMetricFamily("bee_trace_sequence_gaps", "Records missing from the per-lane "
                                    "sequence.", labels=["lane"])
         for lane in R.LANE_NAMES:
-            c = lanes.get(lane, {})
+            c = lanes.get(lane) or LaneLoss()
+            drops = c.drops.counts()
             for cause in DROPPED:
-                dropped.add_metric([cause, lane], c.get(cause, 0))
+                dropped.add_metric([cause, lane], drops[cause])
             for cause in COMPACTED:
-                folded.add_metric([lane, cause], c.get(cause, 0))
-            spilled.add_metric([lane], c.get("spilled", 0))
-            received.add_metric([lane], c.get("received", 0))
-            gaps.add_metric([lane], c.get("sequence_gaps", 0))
-        dropped.add_metric(["sink_overflow", "output"], loss.get("dropped", {}).get("sink_overflow", 0))
+                folded.add_metric([lane, cause], drops[cause])
+            spilled.add_metric([lane], c.drops.spilled)
+            received.add_metric([lane], c.received)
+            gaps.add_metric([lane], c.sequence_gaps)
+        dropped.add_metric(["sink_overflow", "output"], loss.dropped.sink_overflow)
         yield from (dropped, folded, spilled, received, gaps)
 
         inspected = CounterMetricFamily("bee_trace_opens_inspected", "File opens inspected in the kernel.")
-        inspected.add_metric([], loss.get("inspected", 0))
+        inspected.add_metric([], loss.inspected)
         yield inspected
         ring = GaugeMetricFamily("bee_trace_ring_fill_ratio", "Unread share of each ring buffer (0-1).",
                                  labels=["lane"])
@@ -143,10 +145,8 @@ class Metrics:
             yield info
 
 
-class EventCounter:
+class EventCounter(Sink):
     """Sink feeding Metrics; a run of identical records is one update."""
-
-    overflow = 0
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
@@ -154,16 +154,10 @@ class EventCounter:
     def __call__(self, ev: dict[str, Any]) -> None:
         self.metrics.count(ev.get("kind", ""), ev.get("severity", ""), ev.get("rule", ""), _count(ev))
 
-    def emit_run(self, run: Any) -> None:
+    def emit_run(self, run: Run) -> None:
         t = run.template
         self.metrics.count(t.get("kind", ""), t.get("severity", ""), t.get("rule", ""),
                            len(run) * _count(t))
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class MetricsServer:

@@ -1,10 +1,11 @@
-"""decode -> confirm -> enrich -> classify -> filter -> sinks, over batches from both rings."""
+"""Scheduling: reads both rings in turn (critical first), runs each batch through decode ->
+confirm (confirm.py) -> classify -> filter -> sinks, replays what the kernel kept between batches
+(replay.py), adapts wake-ups, shedding and sampling, and at stop builds the loss summary (loss.py)."""
 
 from __future__ import annotations
 
-import os
-import stat
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,22 +14,22 @@ import numpy as np
 
 from . import patterns
 from . import records as R
-from .classify import classify, env_secret_names, meets
+from .classify import classify, meets
 from .config import Config, default_config
+from .confirm import Confirmer, Inodes, Reject
 from .control import Backpressure, Governor, Tuning, WakeTuner, tuning_for
-from .critical import FoldTracker
-from .decode import DecodeContext, Event, decode_record, iso_ts
+from .decode import DecodeContext, decode_record
 from .egress.policy import EgressPolicy
-from .identity import any_match
-from .inodes import MAX_INODES, WatchedInode, kernel_dev, watched_inodes
+from .event import Event
+from .inodes import watched_inodes
 from .kernel import Kernel, check_min_kernel
+from .loss import LossSummary, lane_losses, read_egress_counters, total_drops, uncounted_gaps
+from .replay import Replay
 from .ringbuf import RingReader, RingSet
 from .sinks import Run, Sink, as_sink
 from .templates import TemplateCache, template_keys
 from .verdict import StallWatch, decide
 
-_DROP_AGGREGATED = R.DROP_CAUSES.index("aggregated")
-_DROP_FOLDED = R.DROP_CAUSES.index("folded")
 SPILL_MIN = 65536             # spill map entries (allocated only as used)
 CRIT_FOLD_NS = 1_000_000_000  # identical critical events of a process: one record per second
 IDLE_TIMEOUT_S = 0.25   # housekeeping tick while no bulk records flow
@@ -56,13 +57,9 @@ class Stats:
 
     received: int = 0                   # records read from the rings
     output: int = 0                     # events handed to sinks
-    unconfirmed: int = 0                # kernel candidates that no glob matched (filter collisions)
-    excluded: int = 0                   # exclude_paths / exclude_processes / --command
-    below_severity: int = 0
+    rejected: Counter[Reject] = field(default_factory=Counter)   # events not shown, by why
     by_kind: dict[str, int] = field(default_factory=dict)
     tamper: dict[str, int] = field(default_factory=dict)   # critical tamper events by rule
-    stop_requests: int = 0              # SIGINT/SIGTERM to the agent: its senders go in the summary
-    stopped_by: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Pipeline:
@@ -91,24 +88,18 @@ class Pipeline:
         self.backpressure = Backpressure()
         self.governor = Governor(self.cfg.performance.cpu_budget_percent, dict(self.tuning.sample_every))
         self.wake: WakeTuner | None = None
-        self._agg_seen: dict[tuple[int, int, int], int] = {}
-        self.agg_reported = 0
-        self._agg_folded_seen = 0
         self._next_agg_flush = 0.0
         self._bulk_idle = True
         self._last_bulk = 0.0
         self.templates = TemplateCache(TEMPLATE_CACHE)
-        self.inodes: dict[tuple[int, int], WatchedInode] = {}
-        self.folds = FoldTracker()
-        self._folded_seen = 0
-        self.spilled_reported = 0
-        self._spill_drained = 0
-        self._last_reason = ""
+        self.inodes: Inodes = {}      # watched files by (dev, ino): filled at start, learned since
+        self.confirmer = Confirmer(self.cfg, opts.command, self.inodes, self.kernel.watch_inode)
+        self.replay = Replay(self.kernel, self.ctx, self.cfg, self.inodes, self.handle_event, self.emit)
         self.stall = StallWatch(opts.stall_bound_s)
         self.rings: RingSet | None = None
         self.started_ns = 0
         self.stopped = False
-        self._summary: dict[str, Any] = {}
+        self._summary = LossSummary()
         self._egress_counts: dict[str, int] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -116,7 +107,8 @@ class Pipeline:
         check_min_kernel(self.cfg.advanced.min_kernel_version)
         files = self.cfg.files
         globs = list(files.watch_read) + list(files.watch_write)
-        self.inodes = {(w.dev, w.ino): w for w in watched_inodes(globs, files.exclude_set)}
+        self.inodes.clear()
+        self.inodes.update({(w.dev, w.ino): w for w in watched_inodes(globs, files.exclude_set)})
         self.kernel.start(patterns.build_filter(globs),
                           high_filter=patterns.build_filter(patterns.high_tier(globs)),
                           blocked=list(self.cfg.network.blocked_networks), bulk_idle=1,
@@ -146,9 +138,9 @@ class Pipeline:
         self._track_bulk_activity(self.rings.rings[R.LANE_BULK].records > bulk_before, now)
         if self.tuning.agg_window_ns and now >= self._next_agg_flush:
             self._next_agg_flush = now + self.tuning.agg_window_ns / 1e9
-            self.flush_aggregates()
-        n += self.drain_spill()
-        self.flush_folds()
+            self.replay.flush_aggregates()
+        n += self.replay.drain_spill()
+        self.replay.flush_folds()
         if n:
             self.flush()
         if self.opts.adaptive:
@@ -230,7 +222,7 @@ class Pipeline:
             if not n or (deadline is not None and time.monotonic() >= deadline):
                 return total
 
-    def stop(self) -> dict[str, Any]:
+    def stop(self) -> LossSummary:
         """Detach the programs, read what they left in the rings, then the counters."""
         if self.stopped:
             return self._summary
@@ -238,9 +230,9 @@ class Pipeline:
         if self.rings:
             self.drain(budget_s=None)
         self._egress_counts = read_egress_counters(self.kernel) if "network_monitor" in self.kernel.probes else {}
-        self.flush_aggregates()
-        self.drain_spill()
-        self.flush_folds()
+        self.replay.flush_aggregates()
+        self.replay.drain_spill()
+        self.replay.flush_folds()
         self.flush()
         self._summary = self.loss_summary()
         self.stopped = True
@@ -277,7 +269,7 @@ class Pipeline:
                     continue
                 reason = self.templates.rejected.get(key)
                 if reason is not None:
-                    self._reject(reason)
+                    self.stats.rejected[reason] += 1
                     continue
             if rows:  # keep the output in record order
                 self.emit_run(run_template, rows)  # type: ignore[arg-type]
@@ -304,99 +296,20 @@ class Pipeline:
         for sink in self.sinks:
             sink.emit_run(run)
 
-    def flush_aggregates(self) -> None:
-        """Summary events for identical bulk events folded in the kernel since the last flush:
-        the growth of each entry's cumulative count, with the window's first event as sample."""
-        # One counters read instead of a walk of the whole table when nothing was folded since.
-        folded = int(self.kernel.counters_per_cpu()["drops"][:, R.LANE_BULK, _DROP_AGGREGATED].sum())
-        if folded == self._agg_folded_seen:
-            return
-        self._agg_folded_seen = folded
-        seen: dict[tuple[int, int, int], int] = {}
-        for key, total, sample in self.kernel.agg_counts():
-            ident = (int(key["tgid"]), int(key["type"]), int(key["key"]))
-            seen[ident] = total
-            delta = total - self._agg_seen.get(ident, 0)
-            if delta <= 0:
-                continue
-            ev = decode_record(_summary_record(key, sample), self.ctx)
-            if ev is None:
-                continue
-            self.agg_reported += delta
-            ev["count"] = delta
-            ev["aggregated"] = True
-            self.handle_event(ev)
-        self._agg_seen = seen
-
-    def drain_spill(self) -> int:
-        """Critical events the kernel kept while the ring was full: reported late, never lost."""
-        n = 0
-        spilled = self.kernel.pop_spilled()
-        if spilled:
-            self._spill_drained += len(spilled)
-            self.kernel.update_settings(spill_drained=self._spill_drained)
-        for count, rec in spilled:
-            ev = decode_record(rec, self.ctx)
-            if ev is None:
-                continue
-            ev["late"] = True
-            if count > 1:
-                ev["count"] = count
-            self.spilled_reported += count
-            self.handle_event(ev)
-            n += 1
-        return n
-
-    def flush_folds(self) -> None:
-        """Identical critical events counted in the kernel since the last look, as counts."""
-        folded = int(self.kernel.counters_per_cpu()["drops"][:, R.LANE_CRITICAL, _DROP_FOLDED].sum())
-        if folded == self._folded_seen:
-            return
-        self._folded_seen = folded
-        for ev in self.folds.summaries(self.kernel.fold_counts(), self._rebuild_folded):
-            self.emit(ev)
-
-    def _rebuild_folded(self, key: tuple[int, int, int, int]) -> Event | None:
-        """An event for a fold key whose first event is no longer remembered: files by the
-        inode's known name, memory access by technique and target."""
-        tgid, kind, a, b = key
-        info = self.ctx.procs.get(tgid)
-        ev: Event = {"ts": iso_ts(time.time_ns()), "pid": tgid, "comm": info.comm if info else "",
-                     "exe": info.exe if info else "", "severity": "low", "rule": ""}
-        if kind == R.EV_FILE:
-            watched = self.inodes.get((b & 0xFFFFFFFF, a))
-            if watched is None:
-                return None
-            ev.update(kind="file", path=watched.path, dev=b & 0xFFFFFFFF, ino=a, uid=b >> 33,
-                      access="write" if b >> 32 & 1 else "read")
-        elif kind == R.EV_MEM:
-            ev.update(kind="memory", technique=R.TECHNIQUES.get(a & 0xFF, "unknown"),
-                      target_pid=b, target_comm="", uid=a >> 32)
-            if a >> 8 & 0xFFFFFF:
-                ev["ptrace_request"] = a >> 8 & 0xFFFFFF
-        else:
-            return None
-        classify(ev, self.cfg)
-        return ev
-
-    def handle_event(self, ev: Event) -> str | None:
-        """Confirm, classify, filter, emit; None when shown, else why not (a Stats field)."""
-        if not self.confirm(ev):
-            self.folds.remember(ev, shown=False)
-            return self._last_reason
-        classify(ev, self.cfg)
-        if not meets(ev["severity"], self.opts.min_severity):
-            self.folds.remember(ev, shown=False)
-            self._reject("below_severity")
-            return "below_severity"
-        self.folds.remember(ev)
+    def handle_event(self, ev: Event) -> Reject | None:
+        """Confirm, classify, filter, emit; None when shown, else why not."""
+        reason = self.confirmer.confirm(ev)
+        if reason is None:
+            classify(ev, self.cfg)
+            if not meets(ev["severity"], self.opts.min_severity):
+                reason = Reject.BELOW_SEVERITY
+        if reason is not None:
+            self.replay.folds.remember(ev, shown=False)
+            self.stats.rejected[reason] += 1
+            return reason
+        self.replay.folds.remember(ev)
         self.emit(ev)
         return None
-
-    def _reject(self, reason: str) -> bool:
-        setattr(self.stats, reason, getattr(self.stats, reason) + 1)
-        self._last_reason = reason
-        return False
 
     def emit(self, ev: Event) -> None:
         self.stats.output += 1
@@ -411,86 +324,52 @@ class Pipeline:
             n *= int(ev.get("count", 1) or 1)
             self.stats.tamper[ev["rule"]] = self.stats.tamper.get(ev["rule"], 0) + n
 
-    def confirm(self, ev: Event) -> bool:
-        """Exact policy checks the kernel's superset filter cannot make."""
-        if ev["kind"] == "tamper":
-            if ev["rule"] == "tamper.stop_request":  # the documented way to stop: not an event
-                self.stats.stopped_by = (self.stats.stopped_by + [
-                    {k: ev.get(k) for k in ("ts", "pid", "comm", "exe", "signal")}])[-5:]
-                return self._reject("stop_requests")
-            return True  # aimed at the agent: never filtered away
-        if self.opts.command and self.opts.command not in ev["comm"]:
-            return self._reject("excluded")
-        kind = ev["kind"]
-        if kind == "file":
-            return self._confirm_file(ev)
-        if kind == "memory":
-            return self._confirm_memory(ev)
-        return True
+    def coverage_gaps(self) -> list[str]:
+        """What this run chose not to watch (the verdict names it)."""
+        gaps = []
+        if not self.tuning.compat_syscalls and self.kernel.probes & {"file_monitor", "memory_monitor"}:
+            gaps.append("compat_syscalls")
+        return gaps
 
-    def _confirm_file(self, ev: Event) -> bool:
-        files = self.cfg.files
-        path = ev["path"].removeprefix("…")
-        watched = self.inodes.get((ev.get("dev", 0), ev.get("ino", 0)))
-        if watched is not None and watched.path != path:
-            # The inode of a watched file under another name (hard link, bind mount, rename):
-            # decided on the identity, so no exclusion of the new name applies.
-            ev["watched_path"] = watched.path
-            path = watched.path
-        elif ev["access"] in ("link", "rename"):
-            return self._confirm_link(ev, path)
-        elif files.exclude_set.match(path):
-            return self._reject("excluded")
-        pattern = files.read_set.match(path)
-        if ev["access"] == "write":
-            pattern = files.write_set.match(path) or pattern
-        if not pattern:
-            return self._reject("unconfirmed")
-        ev["pattern"] = pattern
-        self._learn_inode(ev.get("dev", 0), ev.get("ino", 0), path)
-        return True
-
-    def _confirm_link(self, ev: Event, new: str) -> bool:
-        """A watched file under a new name (or a new watched name): reported, and the inode at
-        the new name watched from now on (the kernel learns it too when it is opened)."""
-        files = self.cfg.files
-        old = ev.get("old_path") or ""
-        pattern = files.read_set.match(new) or files.read_set.match(old)
-        if not pattern:
-            return self._reject("unconfirmed")
-        ev["pattern"] = pattern
-        watched = old if files.read_set.match(old) else new
-        if watched != new:
-            ev["watched_path"] = watched
-        try:
-            st = os.stat(new, follow_symlinks=ev["access"] != "link" or ev["syscall"] not in (88, 266))
-        except OSError:
-            return True
-        if stat.S_ISREG(st.st_mode):
-            dev = kernel_dev(st.st_dev)
-            self._learn_inode(dev, st.st_ino, watched)
-            self.kernel.watch_inode(dev, st.st_ino)
-        return True
-
-    def _learn_inode(self, dev: int, ino: int, path: str) -> None:
-        if ino and (dev, ino) not in self.inodes and len(self.inodes) < MAX_INODES:
-            self.inodes[(dev, ino)] = WatchedInode(dev, ino, path)
-
-    def _confirm_memory(self, ev: Event) -> bool:
-        mem = self.cfg.memory
-        protected = ev.get("target_comm") in mem.protected_processes
-        # Nothing excludes access to a protected process; exclusions match the executable.
-        if not protected and (not mem.alert_on_memory_access
-                              or any_match(mem.exclude_processes, ev["comm"], ev["exe"])):
-            return self._reject("excluded")
-        if ev.get("technique") == "proc_environ":
-            try:
-                with open(f"/proc/{ev['target_pid']}/environ", "rb") as f:
-                    names = env_secret_names(f.read(), mem.secret_env_patterns)
-            except OSError:
-                names = []
-            ev["secret_env_names"] = names
-        return True
+    # -- loss accounting (loss.py) -------------------------------------------------------------
+    def loss_summary(self) -> LossSummary:
+        per_cpu = self.kernel.counters_per_cpu()
+        lanes = lane_losses(per_cpu, self.rings.rings if self.rings else [])
+        dropped = total_drops(lanes, self.sinks)
+        folds = self.replay.folds
+        summary = LossSummary(
+            inspected=int(per_cpu["inspected"].sum()),
+            candidates=int(per_cpu["candidates"].sum()),
+            inodes_not_learned=int(per_cpu["inodes_full"].sum()) + self.kernel.inodes_full,
+            received=self.stats.received,
+            output=self.stats.output,
+            unconfirmed=self.stats.rejected[Reject.UNCONFIRMED],
+            excluded=self.stats.rejected[Reject.EXCLUDED],
+            below_severity=self.stats.rejected[Reject.BELOW_SEVERITY],
+            dropped=dropped,
+            uncounted_gaps=uncounted_gaps(lanes),
+            lanes=lanes,
+            aggregated_reported=self.replay.agg_reported,
+            aggregated_unreported=max(0, dropped.aggregated - self.replay.agg_reported),
+            folded_reported=folds.reported,
+            # Counts folded in the kernel but evicted before we read them are lost counts.
+            # (repeats of events policy did not show are not losses)
+            folded_unreported=max(0, dropped.folded - folds.reported - folds.rejected),
+            folded_unnamed_keys=[list(k) for k in folds.unnamed_keys],
+            spilled_reported=self.replay.spilled_reported,
+            shed_raised=self.backpressure.raised,
+            governor=list(self.governor.actions),
+            process_cache_evictions=self.ctx.procs.evictions,
+            egress=self.egress_summary(),
+            tamper=dict(self.stats.tamper),
+            stopped_by=list(self.confirmer.stopped_by),
+            stalled_ms=self.stall.stalled_ms,
+            coverage_gaps=self.coverage_gaps(),
+        )
+        # verdict.py says what is a loss.
+        verdict = decide(summary, tamper=self.stats.tamper, stalled_ms=self.stall.stalled_ms)
+        summary.verdict, summary.verdict_reasons = verdict.state, verdict.reasons
+        return summary
 
     def egress_summary(self) -> dict[str, Any]:
         if "network_monitor" not in self.kernel.probes:
@@ -500,106 +379,3 @@ class Pipeline:
         out.update(self._egress_counts or {})
         out["names_known"] = len(self.ctx.names)
         return out
-
-    def coverage_gaps(self) -> list[str]:
-        """What this run chose not to watch (the verdict names it)."""
-        gaps = []
-        if not self.tuning.compat_syscalls and self.kernel.probes & {"file_monitor", "memory_monitor"}:
-            gaps.append("compat_syscalls")
-        return gaps
-
-    # -- loss accounting ---------------------------------------------------------------------
-    def loss_summary(self) -> dict[str, Any]:
-        per_cpu = self.kernel.counters_per_cpu()
-        drops = per_cpu["drops"].sum(axis=0)
-        lanes: dict[str, Any] = {}
-        readers = self.rings.rings if self.rings else []
-        for lane, name in enumerate(R.LANE_NAMES):
-            reader = readers[lane] if lane < len(readers) else None
-            lanes[name] = {
-                "attempted": int(per_cpu["seq"][:, lane].sum()),
-                "emitted": int(per_cpu["emitted"][:, lane].sum()),
-                "received": reader.records if reader else 0,
-                "sequence_gaps": reader.seq.missing() if reader else 0,
-                **{cause: int(drops[lane][i]) for i, cause in enumerate(R.DROP_CAUSES)},
-            }
-        dropped = {cause: sum(lanes[n][cause] for n in R.LANE_NAMES) for cause in R.DROP_CAUSES}
-        dropped["sink_overflow"] = sum(sink.overflow for sink in self.sinks)
-        dropped["output_failed"] = sum(sink.failed for sink in self.sinks)
-        # A gap the kernel did not count (ring-full, spilled, spill-full) would be a silent loss.
-        uncounted = sum(max(0, lanes[n]["sequence_gaps"] - lanes[n]["ring_full"] - lanes[n]["spilled"]
-                            - lanes[n]["spill_full"]) for n in R.LANE_NAMES)
-        # Counts folded in the kernel but evicted before we read them are lost counts.
-        # (repeats of events policy did not show are not losses)
-        folded_unreported = max(0, dropped["folded"] - self.folds.reported - self.folds.rejected)
-        summary = {
-            "inspected": int(per_cpu["inspected"].sum()),
-            "candidates": int(per_cpu["candidates"].sum()),
-            # watched_inodes full (a flood of watched names): inodes not learned, names still match
-            "inodes_not_learned": int(per_cpu["inodes_full"].sum()) + self.kernel.inodes_full,
-            "received": self.stats.received,
-            "output": self.stats.output,
-            "unconfirmed": self.stats.unconfirmed,
-            "excluded": self.stats.excluded,
-            "below_severity": self.stats.below_severity,
-            "dropped": dropped,
-            "uncounted_gaps": uncounted,
-            "lanes": lanes,
-            "aggregated_reported": self.agg_reported,
-            "aggregated_unreported": max(0, dropped["aggregated"] - self.agg_reported),
-            "folded_reported": self.folds.reported,
-            "folded_unreported": folded_unreported,
-            "folded_unnamed_keys": [list(k) for k in self.folds.unnamed_keys],
-            "spilled_reported": self.spilled_reported,
-            "shed_raised": self.backpressure.raised,
-            "governor": list(self.governor.actions),
-            "process_cache_evictions": self.ctx.procs.evictions,
-            "egress": self.egress_summary(),
-            "tamper": dict(self.stats.tamper),
-            "stopped_by": list(self.stats.stopped_by),
-            "stalled_ms": self.stall.stalled_ms,
-            "coverage_gaps": self.coverage_gaps(),
-        }
-        # verdict.py says what is a loss.
-        verdict = decide(summary, tamper=self.stats.tamper, stalled_ms=self.stall.stalled_ms)
-        summary["verdict"] = verdict.state
-        summary["verdict_reasons"] = verdict.reasons
-        return summary
-
-
-def read_egress_counters(kernel: Kernel) -> dict[str, int]:
-    """The egress counters summed over CPUs, and learned-table evictions (inserts that are no
-    longer in the table: entries are never deleted, so the difference is what the LRU evicted)."""
-    try:
-        m = kernel.map("egress_counters")
-    except Exception:  # noqa: BLE001 - network monitor off: no egress maps to read
-        return {}
-    stride = (R.egress_counters_dtype.itemsize + 7) & ~7
-    raw = m.lookup(b"\0\0\0\0", stride * kernel.ncpus)  # type: ignore[attr-defined]
-    if raw is None:
-        return {}
-    arr = np.frombuffer(raw, dtype=np.uint8).reshape(kernel.ncpus, stride)[:, :R.egress_counters_dtype.itemsize]
-    per_cpu = np.ascontiguousarray(arr).view(R.egress_counters_dtype).reshape(-1)
-    out = {n: int(per_cpu[n].sum()) for n in R.EGRESS_COUNTERS}
-    present = len(kernel.map("learned").keys(R.addr_key_dtype.itemsize))  # type: ignore[attr-defined]
-    out["learned_present"] = present
-    out["learned_evicted"] = max(0, out["learned_new"] - present)
-    return out
-
-
-def _summary_record(key: np.void, value: np.void) -> np.void:
-    """A kernel-shaped record for an aggregation entry, so the usual decoder names it."""
-    rec = np.zeros(1, dtype=R.event_dtype)
-    h = rec["h"]
-    h["type"] = key["type"]
-    h["lane"] = R.LANE_BULK
-    h["tgid"] = key["tgid"]
-    h["tid"] = key["tgid"]
-    h["uid"] = value["uid"]
-    h["ppid"] = value["ppid"]
-    h["comm"] = value["comm"]
-    h["ts_ns"] = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
-    raw = rec.view(np.uint8)
-    off = R.header_dtype.itemsize
-    raw[off:off + 96] = np.frombuffer(bytes(value["sample"]), dtype=np.uint8)
-    return rec[0]

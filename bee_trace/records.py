@@ -13,9 +13,9 @@ FILTER_BITS_LOG2 = 16
 FILTER_WORDS = 1 << (FILTER_BITS_LOG2 - 6)
 
 # enum event_type
-EV_FILE, EV_NET, EV_MEM, EV_EXEC, EV_EXIT, EV_FORK, EV_AGG = 1, 2, 3, 4, 5, 6, 7
+EV_FILE, EV_NET, EV_MEM, EV_EXEC, EV_EXIT, EV_FORK = 1, 2, 3, 4, 5, 6
 # reserved slots (see events.h)
-EV_PATH, EV_URING, EV_DNS, EV_SOCK, EV_TAMPER, EV_SPILL = 8, 9, 10, 11, 12, 13
+EV_PATH, EV_URING, EV_DNS, EV_SOCK, EV_TAMPER = 8, 9, 10, 11, 12
 # enum lane
 LANE_CRITICAL, LANE_BULK = 0, 1
 NR_LANES = 2
@@ -25,8 +25,7 @@ DROP_CAUSES = ("ring_full", "sampled", "rate_limited", "aggregated", "shed", "fo
                "spill_full", "first_lost", "read_fault")
 NR_DROP_CAUSES = len(DROP_CAUSES)
 # header flags
-EVF_TRUNCATED, EVF_WRITE, EVF_READ_FAULT, EVF_PROTECTED, EVF_BLOCKED, EVF_LOOPBACK, EVF_ABSOLUTE = (
-    1, 2, 4, 8, 16, 32, 64)
+EVF_TRUNCATED, EVF_WRITE, EVF_READ_FAULT, EVF_BLOCKED, EVF_LOOPBACK, EVF_ABSOLUTE = 1, 2, 4, 16, 32, 64
 EVF_CHAINED, EVF_CHUNK_LOST, EVF_UNRESOLVED, EVF_LINK_OP = 1 << 7, 1 << 8, 1 << 9, 1 << 10
 # enum open_origin
 ORIGINS = {0: "syscall", 1: "compat", 2: "io_uring"}
@@ -44,22 +43,42 @@ NET_HOOKS = {1: "connect", 2: "sendmsg"}
 EGRESS_REASONS = {0: None, 1: "learned", 2: "allowed_ip", 3: "dns_server", 4: "loopback",
                   5: "not_allowed", 6: "blocked_ip", 7: "blocked_domain"}
 DNS_NAME_TAIL = 240
+MEM_PATH_LEN = 128        # mem_payload.path
+PROC_FILENAME_LEN = 128   # proc_payload.filename
+PROC_ARGS_LEN = 120       # proc_payload.args
+TAMPER_PATH_LEN = 128     # tamper_payload.path
+AGG_SAMPLE_LEN = 96       # agg_value.sample: payload bytes of the window's first event
+NET_RESERVED_LEN = 56     # net_payload._reserved
+PAYLOAD_SIZE = 272        # the event union
 # enum technique
 TECHNIQUES = {1: "ptrace", 2: "process_vm_readv", 3: "process_vm_writev", 4: "proc_mem",
               5: "proc_environ", 6: "proc_maps", 7: "pidfd_getfd", 8: "proc_fd"}
 # enum filter_key_kind
 KEY_BASENAME, KEY_PREFIX, KEY_SUFFIX, KEY_DIR = 1, 2, 12, 22
 NR_KINDS = 16
-# enum priority
-PRIO_LOW, PRIO_MEDIUM, PRIO_HIGH = 0, 1, 2
-# probe bits
+# probe bits, and the monitors (--probe-type) that set them
 PROBE_FILE, PROBE_NETWORK, PROBE_MEMORY, PROBE_PROCESS = 1, 2, 4, 8
+PROBE_BITS = {"file_monitor": PROBE_FILE, "network_monitor": PROBE_NETWORK, "memory_monitor": PROBE_MEMORY}
+PROBE_TYPES = tuple(PROBE_BITS)
+# Kinds on the bulk lane (bpf/common.h admission): the only ones policy may sample or rate-limit.
+BULK_KINDS = {"network": EV_NET}
+DNS_PORT = 53            # bpf/egress.h
 
 def field_offset(dtype: np.dtype, name: str) -> int:
     """Byte offset of a named field of a structured dtype."""
     fields = dtype.fields
     assert fields is not None, dtype
     return int(fields[name][1])
+
+
+def field_span(dtype: np.dtype, *names: str) -> tuple[int, int]:
+    """[start, end) bytes of adjacent fields of a structured dtype."""
+    fields = dtype.fields
+    assert fields is not None, dtype
+    start = min(int(fields[n][1]) for n in names)
+    end = max(int(fields[n][1]) + fields[n][0].itemsize for n in names)
+    assert end - start == sum(fields[n][0].itemsize for n in names), f"{names} are not adjacent"
+    return start, end
 
 
 header_dtype = np.dtype([
@@ -84,7 +103,7 @@ chunk_dtype = np.dtype([
 net_dtype = np.dtype([
     ("family", "<u2"), ("dport", "<u2"), ("protocol", "u1"), ("action", "u1"), ("hook", "<u2"),
     ("daddr", "V16"), ("name_hash", "<u8"), ("reason", "<u4"), ("_pad", "<u4"),
-    ("_reserved", "V56"),
+    ("_reserved", f"V{NET_RESERVED_LEN}"),
 ])
 
 dns_dtype = np.dtype([
@@ -99,19 +118,16 @@ sock_dtype = np.dtype([
 mem_dtype = np.dtype([
     ("technique", "<u4"), ("target_pid", "<u4"), ("request", "<u8"),
     ("target_comm", f"S{COMM_LEN}"), ("path_len", "<u4"), ("syscall", "<u2"), ("origin", "u1"),
-    ("_pad", "u1"), ("path", "V128"),
+    ("_pad", "u1"), ("path", f"V{MEM_PATH_LEN}"),
 ])
 
 proc_dtype = np.dtype([
     ("parent_tgid", "<u4"), ("exit_code", "<i4"), ("start_ns", "<u8"), ("child_tgid", "<u4"),
-    ("filename_len", "<u2"), ("args_len", "<u2"), ("filename", "V128"), ("args", "V120"),
+    ("filename_len", "<u2"), ("args_len", "<u2"), ("filename", f"V{PROC_FILENAME_LEN}"),
+    ("args", f"V{PROC_ARGS_LEN}"),
 ])
 
 uring_dtype = np.dtype([("fd", "<i4"), ("sq_entries", "<u4"), ("cq_entries", "<u4"), ("flags", "<u4")])
-
-agg_dtype = np.dtype([
-    ("count", "<u8"), ("key", "<u8"), ("kind", "u1"), ("_pad", "V7"), ("sample", "V248"),
-])
 
 # enum tamper_rule / enum tamper_target
 TAMPER_SIGNAL, TAMPER_STOP, TAMPER_BPF, TAMPER_MEMORY = 1, 2, 3, 4
@@ -119,15 +135,14 @@ TAMPER_T_PROCESS, TAMPER_T_PROG, TAMPER_T_MAP, TAMPER_T_LINK = 1, 2, 3, 4
 tamper_dtype = np.dtype([
     ("rule", "<u4"), ("target_kind", "<u4"), ("target_pid", "<u4"), ("signal", "<u4"),
     ("detail", "<u8"), ("cmd", "<u4"), ("code", "<i4"), ("path_len", "<u4"), ("_pad", "<u4"),
-    ("path", "V128"),
+    ("path", f"V{TAMPER_PATH_LEN}"),
 ])
 
-PAYLOAD_SIZE = 272
 payload_dtype = np.dtype({
-    "names": ["file", "chunk", "net", "mem", "proc", "uring", "agg", "dns", "sock", "tamper"],
-    "formats": [file_dtype, chunk_dtype, net_dtype, mem_dtype, proc_dtype, uring_dtype, agg_dtype,
+    "names": ["file", "chunk", "net", "mem", "proc", "uring", "dns", "sock", "tamper"],
+    "formats": [file_dtype, chunk_dtype, net_dtype, mem_dtype, proc_dtype, uring_dtype,
                 dns_dtype, sock_dtype, tamper_dtype],
-    "offsets": [0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    "offsets": [0] * 9,
     "itemsize": PAYLOAD_SIZE,
 })
 
@@ -171,7 +186,7 @@ settings_dtype = np.dtype([
 agg_key_dtype = np.dtype([("tgid", "<u4"), ("type", "<u4"), ("key", "<u8")])
 agg_value_dtype = np.dtype([
     ("count", "<u8"), ("window_start", "<u8"), ("uid", "<u4"), ("ppid", "<u4"),
-    ("comm", f"S{COMM_LEN}"), ("sample", "V96"),
+    ("comm", f"S{COMM_LEN}"), ("sample", f"V{AGG_SAMPLE_LEN}"),
 ])
 inode_key_dtype = np.dtype([("ino", "<u8"), ("dev", "<u4"), ("_pad", "<u4")])
 fold_key_dtype = np.dtype([("tgid", "<u4"), ("type", "<u4"), ("a", "<u8"), ("b", "<u8")])
@@ -204,7 +219,6 @@ C_STRUCTS: dict[str, np.dtype] = {
     "mem_payload": mem_dtype,
     "proc_payload": proc_dtype,
     "uring_payload": uring_dtype,
-    "agg_payload": agg_dtype,
     "tamper_payload": tamper_dtype,
     "event": event_dtype,
     "counters": counters_dtype,

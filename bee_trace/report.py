@@ -21,6 +21,8 @@ from typing import Any
 from . import escape
 from .classify import classify, severity_rank
 from .config import SEVERITIES, Config
+from .describe import describe
+from .loss import LossSummary
 
 __all__ = [
     "Report",
@@ -68,25 +70,6 @@ def ancestry_chain(ev: dict) -> list[str]:
     if comm and not includes_self:
         chain.append(comm)
     return chain
-
-
-def _detail(ev: dict) -> str:
-    kind = ev.get("kind")
-    if kind == "file":
-        return f"{_str(ev.get('access')) or 'open'} {_str(ev.get('path'))}"
-    if kind == "network":
-        host = _str(ev.get("domain")) or _str(ev.get("daddr"))
-        return f"{_str(ev.get('protocol'))} {host}:{_str(ev.get('dport'))} ({_str(ev.get('action'))})"
-    if kind == "memory":
-        d = f"{_str(ev.get('technique'))} → {_str(ev.get('target_comm'))}[{_str(ev.get('target_pid'))}]"
-        names = ev.get("secret_env_names")
-        if isinstance(names, list) and names:
-            d += " secrets: " + ", ".join(_str(n) for n in names)
-        return d
-    if kind == "tamper":
-        from .tamper import describe
-        return describe(ev)
-    return _str(ev.get("exe")) or _str(ev.get("cmdline"))
 
 
 def _parse_ts(v: Any) -> datetime | None:
@@ -174,7 +157,7 @@ class Report:
             self.overflow[kind] += 1
 
     def _finding(self, ev: dict, sev: str, n: int) -> None:
-        key = (sev, _str(ev.get("rule")), _str(ev.get("comm")), _str(ev.get("exe")), _detail(ev))
+        key = (sev, _str(ev.get("rule")), _str(ev.get("comm")), _str(ev.get("exe")), describe(ev))
         f = self.findings.get(key)
         if f is None:
             if self._findings_per_sev[sev] >= max(self.cap, 1):
@@ -201,10 +184,13 @@ class Report:
             return
         self.destinations[key] += n
 
-    def finish(self, end_meta: dict | None, loss: dict | None, verdict: str,
+    def finish(self, end_meta: dict | None, loss: LossSummary | dict | None, verdict: str,
                reasons: list[dict[str, Any]] | None = None) -> None:
-        """The run's one verdict; the loss counters are kept without a verdict of their own."""
+        """The run's one verdict; the loss counters are kept without a verdict of their own, in
+        their JSON form (a stream read back by `bee-trace report` may come from another version)."""
         self.end = dict(end_meta or {})
+        if isinstance(loss, LossSummary):
+            loss = loss.to_json()
         self.loss = {k: v for k, v in (loss or {}).items() if k not in ("verdict", "verdict_reasons")}
         self.verdict = verdict
         self.verdict_reasons = [r for r in (reasons or []) if isinstance(r, dict)]

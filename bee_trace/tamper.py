@@ -7,18 +7,18 @@ from __future__ import annotations
 import os
 import signal
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import records as R
 from ._libbpf import LibbpfError, Link, Object, object_id
+from .event import Event
 from .procinfo import decode
 
 if TYPE_CHECKING:
     from .decode import DecodeContext
 
-Event = dict[str, Any]
 
 RULES = {R.TAMPER_SIGNAL: "tamper.signal", R.TAMPER_STOP: "tamper.stop",
          R.TAMPER_BPF: "tamper.bpf", R.TAMPER_MEMORY: "tamper.memory"}
@@ -90,7 +90,7 @@ def decode_tamper(rec: np.void, ctx: DecodeContext) -> Event:
         ev["technique"] = R.TECHNIQUES.get(int(t["cmd"]), "unknown")
         if int(t["detail"]):
             ev["ptrace_request"] = int(t["detail"])
-    n = min(int(t["path_len"]), 128)
+    n = min(int(t["path_len"]), R.TAMPER_PATH_LEN)
     if n:
         ev["path"] = decode(bytes(t["path"])[:n])
     return ev
@@ -100,16 +100,3 @@ def classify_tamper(ev: Event) -> tuple[str, str]:
     """(severity, rule): critical, except the documented stop requests."""
     rule = ev.get("rule") or "tamper.unknown"
     return ("low" if rule == "tamper.stop_request" else "critical"), rule
-
-
-def describe(ev: Event) -> str:
-    """One line of what happened, for the table, the report and stderr (escaped by callers)."""
-    rule = ev.get("rule", "")
-    if "signal" in ev:
-        return f"{ev['signal']} -> agent {ev.get('target_pid')}"
-    if rule == "tamper.bpf":
-        return f"{ev.get('bpf_cmd')} {ev.get('target')} id {ev.get('object_id')} of the agent"
-    if rule == "tamper.memory":
-        where = f" {ev['path']}" if ev.get("path") else ""
-        return f"{ev.get('technique')} -> agent {ev.get('target_pid')}{where}"
-    return str(rule)

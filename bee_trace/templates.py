@@ -7,20 +7,19 @@ from __future__ import annotations
 import numpy as np
 
 from . import records as R
-from .decode import Event
-
-DNS_PORT = 53
+from .confirm import Reject
+from .event import Event
 
 
 class TemplateCache:
     def __init__(self, capacity: int = 4096) -> None:
         self.capacity = capacity
         self.templates: dict[bytes, Event] = {}
-        self.rejected: dict[bytes, str] = {}
+        self.rejected: dict[bytes, Reject] = {}
         self._by_pid: dict[int, list[bytes]] = {}
 
-    def remember(self, key: bytes, tgid: int, ev: Event, reason: str | None) -> None:
-        """Keep the shown event, or why it was not shown (a Stats field name)."""
+    def remember(self, key: bytes, tgid: int, ev: Event, reason: Reject | None) -> None:
+        """Keep the shown event, or why it was not shown."""
         if len(self.templates) + len(self.rejected) >= self.capacity:
             self.templates.clear()
             self.rejected.clear()
@@ -41,7 +40,8 @@ class TemplateCache:
 
 # Bytes of a record that differ between records reporting the same thing: lane, cpu, seq,
 # ts_ns and tid in the header. They are zeroed before the rest is used as the key.
-_PER_RECORD_BYTES = [(1, 2), (4, 24), (28, 32)]
+_PER_RECORD_BYTES = [R.field_span(R.header_dtype, "lane"), R.field_span(R.header_dtype, "cpu", "seq", "ts_ns"),
+                     R.field_span(R.header_dtype, "tid")]
 _HDR = R.header_dtype.itemsize
 _NET_LEN = R.net_dtype.itemsize
 
@@ -61,7 +61,7 @@ def template_keys(batch: np.ndarray, types: list[int]) -> tuple[list[bytes | Non
         use |= is_file & ((h["flags"] & R.EVF_CHAINED) == 0)
     is_net = typ == R.EV_NET
     if is_net.any():
-        use |= is_net & (batch["u"]["net"]["dport"] != DNS_PORT)
+        use |= is_net & (batch["u"]["net"]["dport"] != R.DNS_PORT)
     tgids = h["tgid"].tolist()
     if not use.any():
         return [None] * n, tgids

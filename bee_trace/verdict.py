@@ -10,11 +10,14 @@ tampering, a reader that stalled."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .escape import terminal
+
+if TYPE_CHECKING:
+    from .loss import LossSummary
 
 COMPLETE, DEGRADED, INTERRUPTED = "complete", "degraded", "interrupted"
 # Kernel drop causes that are losses, per lane (records.DROP_CAUSES names).
@@ -50,25 +53,23 @@ def reason_text(r: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def decide(loss: dict[str, Any], *, tamper: dict[str, int] | None = None,
+def decide(loss: LossSummary, *, tamper: dict[str, int] | None = None,
            stalled_ms: int | None = None, output_failures: list[dict[str, str]] | None = None,
            interrupted: str | None = None) -> Verdict:
     """The verdict of a loss summary (Pipeline.loss_summary) plus what the run knows besides."""
     reasons: list[dict[str, Any]] = []
-    for lane, counts in (loss.get("lanes") or {}).items():
+    for lane, counts in loss.lanes.items():
+        drops = counts.drops.counts()
         for cause in LOSS_CAUSES:
-            n = int(counts.get(cause, 0) or 0)
-            if n:
-                reasons.append({"reason": cause, "lane": lane, "count": n})
-    dropped = loss.get("dropped") or {}
-    for cause in ("sink_overflow", "output_failed"):
-        n = int(dropped.get(cause, 0) or 0)
+            if drops[cause]:
+                reasons.append({"reason": cause, "lane": lane, "count": drops[cause]})
+    for cause, n in (("sink_overflow", loss.dropped.sink_overflow),
+                     ("output_failed", loss.dropped.output_failed),
+                     ("uncounted_gaps", loss.uncounted_gaps),
+                     ("aggregated_unreported", loss.aggregated_unreported),
+                     ("folded_unreported", loss.folded_unreported)):
         if n:
             reasons.append({"reason": cause, "count": n})
-    for key in ("uncounted_gaps", "aggregated_unreported", "folded_unreported"):
-        n = int(loss.get(key, 0) or 0)
-        if n:
-            reasons.append({"reason": key, "count": n})
     for f in output_failures or []:
         reasons.append({"reason": "output_error", **f})
     for rule, n in sorted((tamper or {}).items()):
@@ -76,7 +77,7 @@ def decide(loss: dict[str, Any], *, tamper: dict[str, int] | None = None,
             reasons.append({"reason": rule, "count": n})
     if stalled_ms:
         reasons.append({"reason": "stalled", "longest_wait_ms": stalled_ms})
-    for gap in loss.get("coverage_gaps") or []:
+    for gap in loss.coverage_gaps:
         # not a loss, but a run that watched less must not read as complete
         reasons.append({"reason": "coverage", "unwatched": gap})
     if interrupted:

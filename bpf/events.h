@@ -15,14 +15,13 @@ enum event_type {
 	EV_EXEC = 4,
 	EV_EXIT = 5,
 	EV_FORK = 6,
-	EV_AGG = 7,           /* aggregation summary: payload.agg */
+	/* 7 unused (was a summary record: aggregation is read from the agg map instead) */
 	/* Reserved slots, so parallel work on the open issues numbers records alike. */
 	EV_PATH = 8,          /* path continuation (long paths), joined by the decoder */
 	EV_URING = 9,         /* io_uring ring set up by a process */
 	EV_DNS = 10,          /* DNS answer learned in the kernel */
 	EV_SOCK = 11,         /* creation of a raw/packet/ICMP/vsock socket */
 	EV_TAMPER = 12,       /* signal, ptrace, bpf() or /proc access aimed at the agent */
-	EV_SPILL = 13,        /* critical event recovered from the spill map (late) */
 };
 
 enum lane {
@@ -49,7 +48,7 @@ enum drop_cause {
 #define EVF_TRUNCATED   (1 << 0)  /* path longer than PATH_MAX: its head is missing */
 #define EVF_WRITE       (1 << 1)  /* open flags ask for write access */
 #define EVF_READ_FAULT  (1 << 2)  /* a user pointer could not be read */
-#define EVF_PROTECTED   (1 << 3)  /* touches a protected process */
+/* (1 << 3) unused */
 #define EVF_BLOCKED     (1 << 4)  /* denied in the kernel */
 #define EVF_LOOPBACK    (1 << 5)
 #define EVF_ABSOLUTE    (1 << 6)  /* a relative open made absolute in the kernel (cwd/dirfd) */
@@ -260,14 +259,6 @@ struct tamper_payload {
 	char path[128];          /* /proc/<agent>/... path, when a file open is the act */
 };
 
-struct agg_payload {
-	__u64 count;             /* events folded into this summary (not counting the first) */
-	__u64 key;
-	__u8 kind;               /* event_type being summarised */
-	__u8 _pad[7];
-	__u8 sample[248];        /* first payload bytes of the folded event */
-};
-
 struct event {                   /* 336 bytes */
 	struct event_header h;
 	union {
@@ -277,7 +268,6 @@ struct event {                   /* 336 bytes */
 		struct mem_payload mem;
 		struct proc_payload proc;
 		struct uring_payload uring;
-		struct agg_payload agg;
 		struct dns_payload dns;
 		struct sock_payload sock;
 		struct tamper_payload tamper;

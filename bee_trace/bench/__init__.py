@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import records as R
 from . import attacks, procstat
 from .runner import (
     Agent,
@@ -51,7 +52,7 @@ from .stats import fmt_num, fmt_rate, fmt_ratio, median, ratio, spread, text_tab
 
 ROWS = ("openat", "syscall", "connect", "throughput", "latency", "resources", "decode", "flood",
         "attacks")
-ALL_PROBES = ["file_monitor", "network_monitor", "memory_monitor"]
+ALL_PROBES = list(R.PROBE_TYPES)
 FLOOD_COMM = "loadgen"           # the bulk flood's process name (the generator binary)
 CRIT_COMM = "loadgen-crit"       # the same binary under another name: the critical generator
 

@@ -145,7 +145,7 @@ def run(spec: dict[str, Any]) -> int:
     chain.close()
     out.close()
     result = {
-        "summary": summary,
+        "summary": summary.to_json(),
         "latency": {k: _pcts(v) for k, v in latencies.items()},
         "bulk_share": {k: (float(np.mean(v)) if v else None) for k, v in lanes.items()},
         "by_comm": dict(sorted(by_comm.items(), key=lambda kv: -kv[1])[:20]),

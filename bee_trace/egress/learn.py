@@ -11,12 +11,17 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from ..addr import parse_addr
 from ..classify import domain_matches
+from ..records import DNS_PORT
+
+if TYPE_CHECKING:
+    from ..config import NetworkConfig
 
 _NAME = re.compile(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?")
 FOLD_AT = 3              # distinct subdomains of one parent before "*.parent" replaces them
-DNS_PORT = 53
 
 
 def _valid_name(name: object) -> str | None:
@@ -26,22 +31,11 @@ def _valid_name(name: object) -> str | None:
     return n if len(n) <= 253 and _NAME.fullmatch(n) and ".." not in n else None
 
 
-def _addr(text: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        a = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
-        return a.ipv4_mapped
-    return a
-
 
 def destinations(events: Iterable[dict]) -> Iterable[dict]:
     """Network events that reached (or tried to reach) an address."""
     for ev in events:
-        if ev.get("kind") == "network" and ev.get("op") != "socket" and _addr(ev.get("daddr")):
+        if ev.get("kind") == "network" and ev.get("op") != "socket" and parse_addr(ev.get("daddr")):
             yield ev
 
 
@@ -86,7 +80,7 @@ def learn(events: Iterable[dict]) -> Learned:
         if ev.get("action") == "blocked":
             out.skipped_blocked += 1       # the job ran without it
             continue
-        a = _addr(ev.get("daddr"))
+        a = parse_addr(ev.get("daddr"))
         assert a is not None
         if ev.get("dport") == DNS_PORT:
             servers.add(str(a))
@@ -134,21 +128,21 @@ def to_yaml(learned: Learned, source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def new_destinations(events: Iterable[dict], net: object) -> list[dict]:
-    """Destinations the policy `net` (a NetworkConfig) does not allow, one per distinct
+def new_destinations(events: Iterable[dict], net: NetworkConfig) -> list[dict]:
+    """Destinations the policy `net` does not allow, one per distinct
     (domain, daddr, dport, protocol), in order of first appearance."""
-    allowed_nets = [ipaddress.ip_network(x, strict=False) for x in getattr(net, "allowed_ips", ())]
-    servers = {str(a) for a in (_addr(s) for s in getattr(net, "dns_servers", ())) if a}
+    allowed_nets = [ipaddress.ip_network(x, strict=False) for x in net.allowed_ips]
+    servers = {str(a) for a in (parse_addr(s) for s in net.dns_servers) if a}
     seen: dict[tuple, dict] = {}
     for ev in destinations(events):
-        a = _addr(ev.get("daddr"))
+        a = parse_addr(ev.get("daddr"))
         assert a is not None
         domain = ev.get("domain") if ev.get("domain_source") == "answer" else None
-        if (a.is_loopback or a.is_unspecified) and getattr(net, "allow_loopback", True):
+        if (a.is_loopback or a.is_unspecified) and net.allow_loopback:
             continue
         if ev.get("dport") == DNS_PORT and (not servers or str(a) in servers):
             continue
-        if domain and domain_matches(domain, getattr(net, "allowed_domains", ())):
+        if domain and domain_matches(domain, net.allowed_domains):
             continue
         if any(a in n for n in allowed_nets if n.version == a.version):
             continue

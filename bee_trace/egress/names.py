@@ -11,21 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import records as R
+from ..addr import addr_text
 from ..procinfo import decode
 from .policy import DNS_V_ALLOWED, DNS_V_BLOCKED
-
-AF_INET, AF_INET6 = 2, 10
-
-
-def addr_text(family: int, raw: bytes) -> str:
-    import ipaddress
-
-    if family == AF_INET:
-        return str(ipaddress.IPv4Address(raw[:4]))
-    if family == AF_INET6:
-        a = ipaddress.IPv6Address(raw[:16])
-        return str(a.ipv4_mapped) if a.ipv4_mapped is not None else str(a)
-    return ""
 
 
 @dataclass
@@ -48,7 +36,7 @@ class DomainTable:
         n = int(d["name_len"])
         raw = bytes(d["name"])[:min(n, R.DNS_NAME_TAIL)]
         name = ("…" if n > R.DNS_NAME_TAIL else "") + decode(raw)
-        ans = Answer(name, addr_text(int(d["family"]), bytes(d["addr"])), int(d["ttl"]),
+        ans = Answer(name, addr_text(int(d["family"]), bytes(d["addr"]))[1], int(d["ttl"]),
                      int(d["verdict"]))
         key = (ans.addr, int(d["name_hash"]))
         self._names[key] = ans

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 BPFFS = "/sys/fs/bpf"
 PIN_DIR = os.path.join(BPFFS, "bee-trace-egress")
-EGRESS_PREFIXES = ("net_", "dns_", "sock_")
 
 
 def _is_bpffs(path: str) -> bool:

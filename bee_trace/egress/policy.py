@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import records as R
+from ..addr import AF_INET, AF_INET6, parse_addr
 
 if TYPE_CHECKING:
     from ..config import NetworkConfig
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 M64 = (1 << 64) - 1
 POL_ALLOW, POL_ALLOW_SUB, POL_BLOCK = 1, 2, 4
 DNS_V_ALLOWED, DNS_V_BLOCKED = 1, 2
-AF_INET, AF_INET6 = 2, 10
 TTL_FLOOR_S = 30        # learned addresses live at least this long (clients cache past a TTL of 0)
 TTL_CAP_S = 3600        # and at most an hour (an address may change hands)
 RESOLV_CONF = "/etc/resolv.conf"
@@ -87,16 +87,6 @@ def default_dns_servers(resolv_conf: str = RESOLV_CONF, upstream: str = RESOLVED
     if RESOLVED_STUB in servers:
         servers += [s for s in _nameservers(upstream) if s not in servers]
     return servers
-
-
-def parse_addr(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        a = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
-        return a.ipv4_mapped
-    return a
 
 
 def addr_key(a: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:

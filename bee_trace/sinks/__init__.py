@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from ..decode import TEMPLATE_KEY, iso_ts
+from ..event import Event
 
-Event = dict[str, Any]
 Row = tuple[int, int, int, int]   # boot_ns, tid, cpu, seq: what differs inside a run
 
 

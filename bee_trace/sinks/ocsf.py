@@ -11,7 +11,7 @@ import socket
 from typing import IO, Any
 
 from ..escape import json_safe_obj
-from . import Run
+from . import Sink
 
 OCSF_VERSION = "1.5.0"
 SEVERITY_ID = {"low": 2, "medium": 3, "high": 4, "critical": 5}
@@ -186,10 +186,8 @@ def to_ocsf(ev: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-class OcsfSink:
-    """Plain sink: __call__(event), emit_run(run), flush(), close(), overflow."""
-
-    overflow = 0
+class OcsfSink(Sink):
+    """OCSF documents of each event, one JSON object a line."""
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
@@ -199,12 +197,5 @@ class OcsfSink:
             json.dumps(json_safe_obj(doc), ensure_ascii=False, separators=(",", ":")) + "\n"
             for doc in to_ocsf(ev)))
 
-    def emit_run(self, run: Run) -> None:
-        for ev in run.events():
-            self(ev)
-
     def flush(self) -> None:
         self.stream.flush()
-
-    def close(self) -> None:
-        self.flush()

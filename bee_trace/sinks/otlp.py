@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..escape import json_safe
-from . import Run
+from . import Run, Sink
 
 MAX_QUEUE = 20_000          # events waiting for export
 MAX_BATCH = 512             # events per OTLP request
@@ -111,8 +111,8 @@ class _CountingExporter:
         self.exporter.shutdown()
 
 
-class OtlpLogSink:
-    """Plain sink: __call__(event), emit_run(run), flush(), close(), overflow."""
+class OtlpLogSink(Sink):
+    """Every event as an OpenTelemetry log record; `overflow` counts what was not delivered."""
 
     def __init__(self, endpoint: str, resource: dict[str, Any] | None = None,
                  max_queue: int = MAX_QUEUE, max_batch: int = MAX_BATCH,
@@ -149,8 +149,8 @@ class OtlpLogSink:
     def pending(self) -> int:
         return self.submitted - self.exporter.attempted
 
-    @property
-    def overflow(self) -> int:
+    @property  # computed from the exporter's counts, never assigned
+    def overflow(self) -> int:  # type: ignore[override]
         return self.refused + self.exporter.failed + self.undelivered
 
     def __call__(self, ev: dict[str, Any]) -> None:

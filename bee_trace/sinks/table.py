@@ -7,6 +7,7 @@ import time
 from datetime import datetime
 from typing import IO, Any
 
+from ..describe import describe
 from ..escape import terminal
 from . import Run, Sink
 
@@ -24,25 +25,8 @@ def format_time(ev: dict[str, Any], fmt: str, start_ns: int) -> str:
 
 
 def details(ev: dict[str, Any]) -> str:
-    kind = ev.get("kind")
-    if kind == "file":
-        return f"{ev.get('access', '')} {terminal(ev.get('path', ''))}"
-    if kind == "network":
-        dest = f"[{ev.get('daddr')}]" if ev.get("family") == "ipv6" else str(ev.get("daddr"))
-        name = f"{terminal(ev['domain'])} ({dest})" if ev.get("domain") else dest
-        return f"{ev.get('protocol', '')} {name}:{ev.get('dport')} {ev.get('action', '')}"
-    if kind == "memory":
-        extra = ""
-        if ev.get("secret_env_names"):
-            extra = " secrets: " + ",".join(terminal(n) for n in ev["secret_env_names"])
-        return (f"{ev.get('technique')} -> {ev.get('target_pid')} "
-                f"({terminal(ev.get('target_comm', ''))}){extra}")
-    if kind == "process":
-        return terminal(ev.get("exe") or ev.get("filename") or "")
-    if kind == "tamper":
-        from ..tamper import describe
-        return terminal(describe(ev))
-    return ""
+    """The event's one line (describe.py), escaped for a terminal."""
+    return terminal(describe(ev))
 
 
 RECENT_LINES = 8          # a live terminal keeps this many lines updatable in place

@@ -79,7 +79,7 @@ def test_backpressure_sheds_loopback_never_critical_and_makes_the_run_degraded(m
     p._adapt()                                     # the reader's look at the fill
     assert p.backpressure.level == 1 and _kernel_settings(p)["shed_level"] == 1
     p.drain(budget_s=None)
-    assert p.loss_summary()["verdict"] == "complete"     # nothing lost yet
+    assert p.loss_summary().verdict == "complete"     # nothing lost yet
 
     shed_before = _bulk_drops(p, "shed")
     loop = _flood(500, port)                      # loopback: low priority, shed at the source
@@ -101,7 +101,7 @@ def test_backpressure_sheds_loopback_never_critical_and_makes_the_run_degraded(m
     p.drain(budget_s=None)
     assert len(_net(mon.events, after.pid)) == 50
 
-    loss = p.loss_summary()
+    loss = p.loss_summary().to_json()
     assert loss["dropped"]["ring_full"] == 0 and loss["uncounted_gaps"] == 0
     assert loss["dropped"]["shed"] >= 499 and loss["shed_raised"] == 1
     assert loss["verdict"] == "degraded"           # shed records are lost records
@@ -150,7 +150,7 @@ def test_token_bucket_is_per_session_and_every_refusal_is_counted(monitor) -> No
     # (+ the first event of each new (process, destination) key, which bypasses the bucket)
     assert eps <= len(delivered) <= eps + eps * float(elapsed) + 1 + len(pids), (len(delivered), elapsed)
     assert {e["uid"] for e in delivered} == {os.getuid()} and {e["cpu"] for e in delivered} == {0}
-    loss = p.loss_summary()
+    loss = p.loss_summary().to_json()
     assert loss["verdict"] == "complete"           # limits are asked for: counted, not lost
 
 
@@ -241,7 +241,7 @@ def test_sink_overflow_is_counted_exactly_and_critical_output_is_complete(tmp_pa
                                   str(_closed_port())])
         while flood.poll() is None:
             p.step(0.02)
-        loss = p.stop()
+        loss = p.stop().to_json()
     finally:
         p.stop()
         chain.close()

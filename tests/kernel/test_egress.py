@@ -150,7 +150,7 @@ def test_lookup_then_connect_200_of_200(monitor, job, dns, sink):
                and e["action"] == "blocked"]
     assert blocked == []
     s = m.pipeline.stop()
-    assert s["egress"]["refused"] == 0 and s["egress"]["learned_new"] >= 200
+    assert s.egress["refused"] == 0 and s.egress["learned_new"] >= 200
 
 
 def test_not_allowed_name_wildcard_and_cname(monitor, job, dns, sink):
@@ -344,7 +344,7 @@ def test_policy_learn_output_runs_the_workload_with_zero_refusals(monitor, job, 
     assert r["results"] == [["127.0.1.1"], "ok", ["127.0.1.5"], "ok", [V6], "ok", "ok", "ok"]
     m.wait_for(lambda e: e["pid"] == r["pid"] and e.get("daddr") == "fd00:bee::2" and e["dport"] == 9999)
     assert [e for e in m.events if e["kind"] == "network" and e["action"] == "blocked"] == []
-    assert m.pipeline.stop()["egress"]["refused"] == 0
+    assert m.pipeline.stop().egress["refused"] == 0
     # and a connect outside it is refused: the policy is not allow-all
     m = egress(monitor, text=text)
     r = run_client([["connect", "127.0.1.2", sink]], job)

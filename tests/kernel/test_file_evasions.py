@@ -80,7 +80,7 @@ def test_max_performance_profile_sees_native_opens_and_says_it_misses_compat(
     ev = mon.wait_for(lambda e: e["kind"] == "file" and e["path"] == key and e["comm"] == "cat")
     assert len(ev) == 1 and ev[0]["origin"] == "syscall" and ev[0]["syscall"] == 257
     assert [e for e in mon.events if e["kind"] == "file" and e.get("pid") == compat.pid] == []
-    summary = mon.pipeline.stop()
+    summary = mon.pipeline.stop().to_json()
     assert summary["coverage_gaps"] == ["compat_syscalls"]
     assert summary["verdict"] == "degraded"
     assert {"reason": "coverage", "unwatched": "compat_syscalls"} in summary["verdict_reasons"]
@@ -225,7 +225,7 @@ def test_benign_symlink_and_proc_self_fd_not_reported(monitor, tmp_path: Path) -
     p = run([sys.executable, "-c", code])
     mon.settle(0.5)
     assert not [e for e in mon.events if e["kind"] == "file" and e["pid"] == p.pid]
-    assert mon.pipeline.loss_summary()["inspected"] > 0
+    assert mon.pipeline.loss_summary().inspected > 0
 
 
 def test_hostile_requested_path_escaped(monitor, home: Path) -> None:

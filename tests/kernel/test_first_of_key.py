@@ -55,7 +55,7 @@ def test_new_destination_after_flood_survives_a_low_rate_limit(monitor) -> None:
     # Every one of the N distinct ports was reported once, whatever the rate limit says.
     ports = [e["dport"] for e in mine if e["daddr"] == "127.0.0.1"]
     assert set(range(BASE_PORT, BASE_PORT + N)) <= set(ports)
-    loss = mon.pipeline.loss_summary()
+    loss = mon.pipeline.loss_summary().to_json()
     bulk = loss["lanes"]["bulk"]
     # The evasion next to it: 2,000 repeats of an old destination are what the limit refuses —
     # policy, not loss.
@@ -71,7 +71,7 @@ def test_sampling_and_shedding_never_take_a_first(monitor) -> None:
     mine = [e for e in mon.events if e["kind"] == "network" and e["pid"] == pid]
     assert [e["dport"] for e in mine if e["daddr"] == "127.0.0.3"] == [9]
     assert len({e["dport"] for e in mine}) == N + 1
-    loss = mon.pipeline.loss_summary()
+    loss = mon.pipeline.loss_summary().to_json()
     # The repeats are shed (loopback, level 2): a loss the verdict names, firsts untouched.
     assert loss["lanes"]["bulk"]["shed"] >= 1000 and loss["lanes"]["bulk"]["first_lost"] == 0
     assert loss["verdict"] == "degraded"
@@ -83,7 +83,7 @@ def test_first_of_key_lost_to_a_full_ring_is_counted_and_degrades(monitor) -> No
     # Not read during the flood: the 4 KiB ring (a dozen records) overflows with new keys.
     child = subprocess.run([sys.executable, "-c", _flood_then_new()], check=True)
     mon.settle(0.3)
-    loss = mon.pipeline.stop()
+    loss = mon.pipeline.stop().to_json()
     bulk = loss["lanes"]["bulk"]
     assert bulk["first_lost"] > N // 2
     assert bulk["first_lost"] <= bulk["ring_full"]

@@ -104,7 +104,7 @@ def test_distinct_flood_then_key_read_nothing_lost(monitor, tmp_path: Path, ext:
     assert mon.wait_for(lambda e: e["kind"] == "file" and e["path"] == str(key), timeout=20)
     mon.wait_for(lambda e: len([x for x in mon.events if x["kind"] == "file"]) >= 20_001, 20)
     paths = {e["path"] for e in mon.events if e["kind"] == "file" and e["path"].startswith(str(d))}
-    summary = mon.pipeline.loss_summary()
+    summary = mon.pipeline.loss_summary().to_json()
     crit = summary["lanes"]["critical"]
     assert len(paths) == 20_000, summary
     assert crit["spilled"] > 0 and crit["spill_full"] == 0 and summary["uncounted_gaps"] == 0

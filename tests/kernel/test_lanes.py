@@ -51,7 +51,7 @@ def test_tiny_bulk_ring_flood_counts_every_loss_and_keeps_critical(monitor, tmp_
         _connect_flood(n // 2, _closed_port())
     child = subprocess.run([sys.executable, "-c", code], check=True)
     mon.settle(0.5)
-    loss = mon.pipeline.stop()  # final drain, then the counters
+    loss = mon.pipeline.stop().to_json()  # final drain, then the counters
     bulk, crit = loss["lanes"]["bulk"], loss["lanes"]["critical"]
     assert bulk["ring_full"] > 0, "the tiny ring never filled: the test proves nothing"
     # Every numbered bulk record was either delivered or counted as ring-full.
@@ -74,7 +74,7 @@ def test_sampling_one_in_ten_delivers_a_tenth_and_counts_the_rest(monitor) -> No
         mon.poll()
     mon.settle(0.3)
     delivered = len(_net_events(mon, child.pid))
-    loss = mon.pipeline.loss_summary()
+    loss = mon.pipeline.loss_summary().to_json()
     sampled = loss["dropped"]["sampled"]
     ncpus = os.cpu_count() or 1
     # Per-CPU 1-in-N counters: a tenth, give or take one per CPU.
@@ -91,7 +91,7 @@ def test_aggregation_of_identical_events_adds_up_exactly(monitor) -> None:
     while child.poll() is None:
         mon.poll()
     mon.settle(0.3)
-    mon.pipeline.flush_aggregates()
+    mon.pipeline.replay.flush_aggregates()
     events = _net_events(mon, child.pid)
     immediate = [e for e in events if not e.get("aggregated")]
     summaries = [e for e in events if e.get("aggregated")]
@@ -99,7 +99,7 @@ def test_aggregation_of_identical_events_adds_up_exactly(monitor) -> None:
     assert 1 <= len(immediate) <= (os.cpu_count() or 1)
     assert summaries and all(e["dport"] == immediate[0]["dport"] for e in summaries)
     assert len(immediate) + sum(e["count"] for e in summaries) == n
-    loss = mon.pipeline.loss_summary()
+    loss = mon.pipeline.loss_summary().to_json()
     assert loss["aggregated_unreported"] == 0
     assert loss["lanes"]["bulk"]["attempted"] < n / 10  # ring traffic cut by >= 10x
 

@@ -227,7 +227,7 @@ def test_connect_flood_does_not_hide_memory_read(monitor, worker):
     (ev,) = mem_events(m, target, "proc_mem", pid=attacker_pid(reader))
     assert ev["target_comm"] == "Runner.Worker" and ev["severity"] == "critical"
     m.settle(0.3)
-    summary = m.pipeline.loss_summary()
+    summary = m.pipeline.loss_summary().to_json()
     bulk = summary["lanes"]["bulk"]
     net = [e for e in m.events if e["kind"] == "network" and e["dport"] == port]
     # The flood was seen, and every bulk loss is accounted for (ring-full drops match the

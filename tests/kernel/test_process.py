@@ -64,4 +64,4 @@ def test_exec_event_and_cache_bounds(monitor):
     assert got == pids
     assert all(e["filename"] == "/usr/bin/true" and e["op"] == "exec" for e in evs)
     assert len(m.pipeline.ctx.procs) <= 64
-    assert m.pipeline.loss_summary()["process_cache_evictions"] > 0
+    assert m.pipeline.loss_summary().process_cache_evictions > 0

@@ -193,7 +193,7 @@ def test_gap_the_kernel_did_not_count_makes_the_run_degraded(monitor) -> None:
     mon = monitor({"network_monitor"}, adaptive=False)
     p = mon.pipeline
     p.drain(budget_s=None)
-    before = p.loss_summary()
+    before = p.loss_summary().to_json()
     assert before["uncounted_gaps"] == 0 and before["verdict"] == "complete"
     bulk = p.rings.rings[R.LANE_BULK]
     cpu = 0
@@ -205,7 +205,7 @@ def test_gap_the_kernel_did_not_count_makes_the_run_degraded(monitor) -> None:
         assert run_feed(prog, 1, cpu=cpu, first_seq=seen + 1 + 7)["reserved"] == 1
     p.drain(budget_s=None)
     assert int(bulk.seq.max_seq[cpu]) == seen + 8
-    after = p.loss_summary()
+    after = p.loss_summary().to_json()
     # 7 numbers never delivered and not counted as ring-full (real records of other processes
     # numbered in between may still fill some of them in).
     assert 0 < after["uncounted_gaps"] <= 7, after

@@ -399,3 +399,42 @@ def test_to_dict_is_plain_data() -> None:
 def test_per_kind_limits_refused_for_critical_kinds() -> None:
     with pytest.raises(ConfigError, match="security-critical"):
         parse_config("performance:\n  per_kind:\n    file: {sampling_rate: 0.5}\n", "p.yml")
+
+
+def _all_keys(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:
+    from bee_trace.config import keys_of
+    out = []
+    for f in keys_of(cls):
+        path = f"{prefix}{f.name}"
+        out.append((path, f))
+        if isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory):
+            out += _all_keys(f.default_factory, path + ".")   # a section
+    return out
+
+
+def test_every_key_is_declared_once_with_a_check_and_a_doc() -> None:
+    from bee_trace.config import KindLimits as K
+    keys = _all_keys(Config) + _all_keys(K, "performance.per_kind.*.")
+    assert len(keys) > 40
+    for path, f in keys:
+        assert callable(f.metadata["check"]), path
+        assert f.metadata["doc"].strip(), f"{path} has no comment"
+    # the source of a policy is not a key: it cannot be set from YAML
+    assert "source" not in {p for p, _ in keys}
+
+
+def test_generated_policy_names_and_documents_every_key() -> None:
+    text = generate_default_config()
+    lines = text.splitlines()
+    for path, _ in _all_keys(Config):
+        name = path.rsplit(".", 1)[-1]
+        i = next(i for i, l in enumerate(lines) if l.strip().startswith(f"{name}:"))
+        assert lines[i - 1].strip().startswith("#"), f"{path}: no comment above it"
+    assert parse_config(text, "gen.yml") == Config()
+
+
+def test_unknown_key_lists_the_declared_keys() -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config("advanced:\n  ebpf_params:\n    nope: 1\n", "x.yml")
+    assert str(e.value) == ("x.yml:3: advanced.ebpf_params.nope: unknown key "
+                            "(expected one of: stack_trace_depth, max_entries_per_map)")

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bee_trace import records as R
+from bee_trace.loss import LossSummary
 from bee_trace.metrics import EventCounter, Metrics, MetricsServer, parse_address
 from bee_trace.sinks import Run
 
@@ -31,7 +32,8 @@ def _loss(**over):
     lanes["critical"]["folded"] = 3
     lanes["critical"]["spilled"] = 2
     lanes["critical"]["received"] = 11
-    return {"lanes": lanes, "dropped": {"sink_overflow": 5}, "inspected": 99, "verdict": "degraded", **over}
+    return LossSummary.from_json({"lanes": lanes, "dropped": {"sink_overflow": 5}, "inspected": 99,
+                                  "verdict": "degraded", **over})
 
 
 class _Pipe:

@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from bee_trace import records as R
+from bee_trace.confirm import Reject
 from bee_trace.pipeline import Pipeline, PipelineOptions
 from bee_trace.sinks.jsonl import to_json_line
 
@@ -36,7 +37,7 @@ def test_repeated_opens_match_slow_path_output() -> None:
     pl.handle_batch(_batch(paths, os.getpid()))
     assert [e["path"] for e in out] == ["/home/u/.ssh/id_rsa", "/home/u/.ssh/id_rsa", "/x/a.pem",
                                         "/home/u/.ssh/id_rsa"]
-    assert pl.stats.unconfirmed == 2  # /etc/hostname twice: once decoded, once from the cache
+    assert pl.stats.rejected[Reject.UNCONFIRMED] == 2  # /etc/hostname twice: once decoded, once from the cache
     first, again = json.loads(to_json_line(out[0])), json.loads(to_json_line(out[1]))
     per_record = {"ts", "ts_ns", "tid", "cpu", "seq"}
     assert {k: v for k, v in first.items() if k not in per_record} == \

@@ -10,6 +10,7 @@ import numpy as np
 
 from bee_trace import records as R
 from bee_trace.config import default_config
+from bee_trace.confirm import Reject
 from bee_trace.pipeline import Pipeline, PipelineOptions
 from bee_trace.sinks.chain import Visible as _Visible
 
@@ -49,7 +50,7 @@ def test_filter_severity_hides_lower_events() -> None:
     out, _ = _run(crt)
     assert out and out[0]["severity"] == "medium"
     out, pl = _run(crt, min_severity="high")
-    assert not out and pl.stats.below_severity == 1
+    assert not out and pl.stats.rejected[Reject.BELOW_SEVERITY] == 1
     out, _ = _run(_file(b"/h/.ssh/id_rsa"), min_severity="high")
     assert out and out[0]["severity"] == "critical"
 
@@ -57,7 +58,7 @@ def test_filter_severity_hides_lower_events() -> None:
 def test_command_filter_is_a_substring_of_the_process_name() -> None:
     assert _run(_file(b"/h/.ssh/id_rsa", b"python3"), command="pyth")[0]
     out, pl = _run(_file(b"/h/.ssh/id_rsa", b"cat"), command="pyth")
-    assert not out and pl.stats.excluded == 1
+    assert not out and pl.stats.rejected[Reject.EXCLUDED] == 1
 
 
 def test_memory_switches() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bee_trace.config import default_config
+from bee_trace.loss import LossSummary
 from bee_trace.report import Report, rebuild_report
 from bee_trace.sinks import Sink
 from bee_trace.sinks.failsafe import FailSafe, FindingsToStderr, OutputHealth
@@ -17,12 +18,12 @@ from bee_trace.sinks.jsonl import JsonLinesSink
 from bee_trace.verdict import StallWatch, decide
 
 
-def _loss(**lanes: dict) -> dict:
+def _loss(**lanes: dict) -> LossSummary:
     base = {c: 0 for c in ("ring_full", "sampled", "rate_limited", "shed", "spill_full", "first_lost")}
-    return {"lanes": {"critical": {**base, **lanes.get("critical", {})},
-                      "bulk": {**base, **lanes.get("bulk", {})}},
-            "dropped": {"sink_overflow": 0, "output_failed": 0}, "uncounted_gaps": 0,
-            "aggregated_unreported": 0}
+    return LossSummary.from_json({"lanes": {"critical": {**base, **lanes.get("critical", {})},
+                                            "bulk": {**base, **lanes.get("bulk", {})}},
+                                  "dropped": {"sink_overflow": 0, "output_failed": 0}, "uncounted_gaps": 0,
+                                  "aggregated_unreported": 0})
 
 
 def test_policy_refusals_are_not_losses() -> None:
@@ -62,9 +63,11 @@ def test_stall_watch() -> None:
 
 def test_summary_record_has_one_verdict(tmp_path: Path) -> None:
     r = Report(default_config(), {})
-    loss = {**_loss(bulk={"first_lost": 1}), "verdict": "complete"}   # a stale inner verdict
+    loss = _loss(bulk={"first_lost": 1})
+    loss.verdict = "complete"   # a stale inner verdict
     v = decide(loss)
-    r.finish({}, {**loss, "verdict": v.state, "verdict_reasons": v.reasons}, v.state, v.reasons)
+    loss.verdict, loss.verdict_reasons = v.state, v.reasons
+    r.finish({}, loss, v.state, v.reasons)
     rec = r.summary_record()
     assert rec["verdict"] == "degraded" and rec["verdict_reasons"] == v.reasons
     assert "verdict" not in rec["loss"] and "verdict" not in json.dumps(rec["loss"])

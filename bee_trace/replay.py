@@ -1,0 +1,133 @@
+"""What the kernel kept instead of sending, turned back into events: bulk aggregation counts
+(summaries with `count`), critical folds (copies of the first event with `count`) and the spill
+map's records (reported `late: true`). The pipeline calls these between batches and at stop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from . import records as R
+from .classify import classify
+from .config import Config
+from .confirm import Inodes
+from .critical import FoldKey, FoldTracker
+from .decode import DecodeContext, decode_record, iso_ts
+from .event import Event
+from .kernel import Kernel
+
+_DROP_AGGREGATED = R.DROP_CAUSES.index("aggregated")
+_DROP_FOLDED = R.DROP_CAUSES.index("folded")
+
+
+class Replay:
+    def __init__(self, kernel: Kernel, ctx: DecodeContext, cfg: Config, inodes: Inodes,
+                 handle: Callable[[Event], object], emit: Callable[[Event], None]) -> None:
+        self.kernel = kernel
+        self.ctx = ctx
+        self.cfg = cfg
+        self.inodes = inodes      # watched files by (dev, ino): names fold keys of forgotten events
+        self.handle = handle      # confirm, classify, filter, emit (the pipeline's handle_event)
+        self.emit = emit          # straight to the sinks (fold counts were confirmed once)
+        self.folds = FoldTracker()
+        self._agg_seen: dict[tuple[int, int, int], int] = {}
+        self.agg_reported = 0
+        self._agg_folded_seen = 0
+        self._folded_seen = 0
+        self.spilled_reported = 0
+        self._spill_drained = 0
+
+    def flush_aggregates(self) -> None:
+        """Summary events for identical bulk events folded in the kernel since the last flush:
+        the growth of each entry's cumulative count, with the window's first event as sample."""
+        # One counters read instead of a walk of the whole table when nothing was folded since.
+        folded = int(self.kernel.counters_per_cpu()["drops"][:, R.LANE_BULK, _DROP_AGGREGATED].sum())
+        if folded == self._agg_folded_seen:
+            return
+        self._agg_folded_seen = folded
+        seen: dict[tuple[int, int, int], int] = {}
+        for key, total, sample in self.kernel.agg_counts():
+            ident = (int(key["tgid"]), int(key["type"]), int(key["key"]))
+            seen[ident] = total
+            delta = total - self._agg_seen.get(ident, 0)
+            if delta <= 0:
+                continue
+            ev = decode_record(summary_record(key, sample), self.ctx)
+            if ev is None:
+                continue
+            self.agg_reported += delta
+            ev["count"] = delta
+            ev["aggregated"] = True
+            self.handle(ev)
+        self._agg_seen = seen
+
+    def drain_spill(self) -> int:
+        """Critical events the kernel kept while the ring was full: reported late, never lost."""
+        n = 0
+        spilled = self.kernel.pop_spilled()
+        if spilled:
+            self._spill_drained += len(spilled)
+            self.kernel.update_settings(spill_drained=self._spill_drained)
+        for count, rec in spilled:
+            ev = decode_record(rec, self.ctx)
+            if ev is None:
+                continue
+            ev["late"] = True
+            if count > 1:
+                ev["count"] = count
+            self.spilled_reported += count
+            self.handle(ev)
+            n += 1
+        return n
+
+    def flush_folds(self) -> None:
+        """Identical critical events counted in the kernel since the last look, as counts."""
+        folded = int(self.kernel.counters_per_cpu()["drops"][:, R.LANE_CRITICAL, _DROP_FOLDED].sum())
+        if folded == self._folded_seen:
+            return
+        self._folded_seen = folded
+        for ev in self.folds.summaries(self.kernel.fold_counts(), self.rebuild_folded):
+            self.emit(ev)
+
+    def rebuild_folded(self, key: FoldKey) -> Event | None:
+        """An event for a fold key whose first event is no longer remembered: files by the
+        inode's known name, memory access by technique and target."""
+        tgid, kind, a, b = key
+        info = self.ctx.procs.get(tgid)
+        ev: Event = {"ts": iso_ts(time.time_ns()), "pid": tgid, "comm": info.comm if info else "",
+                     "exe": info.exe if info else "", "severity": "low", "rule": ""}
+        if kind == R.EV_FILE:
+            watched = self.inodes.get((b & 0xFFFFFFFF, a))
+            if watched is None:
+                return None
+            ev.update(kind="file", path=watched.path, dev=b & 0xFFFFFFFF, ino=a, uid=b >> 33,
+                      access="write" if b >> 32 & 1 else "read")
+        elif kind == R.EV_MEM:
+            ev.update(kind="memory", technique=R.TECHNIQUES.get(a & 0xFF, "unknown"),
+                      target_pid=b, target_comm="", uid=a >> 32)
+            if a >> 8 & 0xFFFFFF:
+                ev["ptrace_request"] = a >> 8 & 0xFFFFFF
+        else:
+            return None
+        classify(ev, self.cfg)
+        return ev
+
+
+def summary_record(key: np.void, value: np.void) -> np.void:
+    """A kernel-shaped record for an aggregation entry, so the usual decoder names it."""
+    rec = np.zeros(1, dtype=R.event_dtype)
+    h = rec["h"]
+    h["type"] = key["type"]
+    h["lane"] = R.LANE_BULK
+    h["tgid"] = key["tgid"]
+    h["tid"] = key["tgid"]
+    h["uid"] = value["uid"]
+    h["ppid"] = value["ppid"]
+    h["comm"] = value["comm"]
+    h["ts_ns"] = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    raw = rec.view(np.uint8)
+    off = R.header_dtype.itemsize
+    raw[off:off + R.AGG_SAMPLE_LEN] = np.frombuffer(bytes(value["sample"]), dtype=np.uint8)
+    return rec[0]
