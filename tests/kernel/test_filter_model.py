@@ -2,7 +2,8 @@
 (bee_trace/patterns.py): a test-only BPF_PROG_TYPE_SYSCALL program (tests/bpf/filtertest.bpf.c)
 runs the real C code on each path through BPF_PROG_TEST_RUN, for the default policy and for
 policies of many prefix, suffix, basename and parent-directory keys. Both the split search
-(link/rename names) and the known split of an open (dentry names) must agree with the model."""
+(link/rename names) and the known split of an open (dentry names) must agree with the model,
+and every path the exact globs match must be a candidate (the filter is a superset)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from bee_trace import patterns
 from bee_trace._libbpf import Object, Program
 from bee_trace.config import default_config
+from bee_trace.globs import GlobSet
 
 OBJECT = Path(__file__).resolve().parents[2] / "build" / "tests" / "filtertest.bpf.o"
 PATH_LEN = 512
@@ -90,11 +92,14 @@ def test_kernel_filter_agrees_with_the_python_model(prog: FilterProgram) -> None
     for globs in policy_cases(rng):
         prog.set_filter(globs, FILTER_ALL)
         prog.set_filter(patterns.high_tier(globs), FILTER_HIGH)
+        exact = GlobSet(globs)
         filt = patterns.build_filter(globs)
         high = patterns.build_filter(patterns.high_tier(globs))
         for path in sample_paths(globs, rng):
             want = patterns.is_candidate(filt, path)
             assert prog.run(path) == (want, want), path
+            # a superset: every path the exact globs match is a kernel candidate
+            assert want or not exact.match(path.decode()), path
             want_high = patterns.is_candidate(high, path)
             assert prog.run(path, FILTER_HIGH) == (want_high, want_high), path
             checked += 1
