@@ -1,10 +1,10 @@
 """`bee-trace bench`: a reproducible benchmark of the agent on this machine (not a test).
 
 One run measures every row (rows/, one module each: openat, probes, connect, throughput,
-latency, resources, decode, flood) with medians over repeated trials, prints the tables
-(render.py) and writes the raw results as JSON. The load generator (loadgen.c) is compiled with
-`cc -O2` into a temp dir and pinned to CPU 1; the agent runs as its own process pinned to CPU 0
-(the driver too)."""
+distinct, latency, resources, decode, flood, floods, ci, startup; soak only with --soak) with
+medians over repeated trials, prints the tables (render.py) and writes the raw results as JSON.
+The load generator (loadgen.c) is compiled with `cc -O2` into a temp dir and pinned to CPU 1;
+the agent runs as its own process pinned to CPU 0 (the driver too)."""
 
 from __future__ import annotations
 
@@ -33,12 +33,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--rows", default=",".join(DEFAULT_ROWS),
                     help=f"comma-separated subset of {','.join(ROWS)} (default: all but soak; "
                          "decode also measures wake-ups)")
+    ap.add_argument("--soak", action="store_true", help="also run the soak row (long: see --soak-seconds)")
+    ap.add_argument("--soak-seconds", type=float, default=600.0, metavar="S",
+                    help="length of the soak row (default 600)")
     args = ap.parse_args(argv)
+    if args.soak_seconds <= 0:
+        ap.error("--soak-seconds must be positive")
     rows = [ALIASES.get(r.strip(), r.strip()) for r in args.rows.split(",") if r.strip()]
     bad = [r for r in rows if r not in ROWS]
     if bad:
         ap.error(f"unknown row(s) {', '.join(bad)}; choose from {', '.join(ROWS)}")
-    args.rows = list(dict.fromkeys(rows))
+    args.rows = list(dict.fromkeys(rows + (["soak"] if args.soak else [])))
     return args
 
 
@@ -69,7 +74,7 @@ def main(argv: list[str]) -> int:
     }, "rows": {}}
     with tempfile.TemporaryDirectory(prefix="bee-bench-") as tmp:
         try:
-            bench = Bench(Params(args.quick), Path(tmp), log)
+            bench = Bench(Params(args.quick, args.soak_seconds), Path(tmp), log)
         except Unavailable as e:
             print(f"bee-trace bench: {e}", file=sys.stderr)
             return 2

@@ -8,7 +8,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..harness import Bench
-from . import connect, decode, flood, latency, openat, probes, resources, throughput
+from . import (
+    ci,
+    connect,
+    decode,
+    distinct,
+    flood,
+    floods,
+    latency,
+    openat,
+    probes,
+    resources,
+    soak,
+    startup,
+    throughput,
+)
 
 
 @dataclass(frozen=True)
@@ -28,10 +42,15 @@ ROWS: dict[str, Row] = {r.name: r for r in (
     _row("probes", probes),
     _row("connect", connect),
     _row("throughput", throughput),
+    _row("distinct", distinct),
     _row("latency", latency),
     _row("resources", resources),
     _row("decode", decode),
     _row("flood", flood),
+    _row("floods", floods),
+    _row("ci", ci),
+    _row("startup", startup),
+    _row("soak", soak, default=False),
 )}
 ALIASES = {"syscall": "probes"}     # the per-probe row grew out of the getppid-only one
 DEFAULT_ROWS = tuple(n for n, r in ROWS.items() if r.default)
