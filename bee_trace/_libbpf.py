@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ctypes
-import struct
 import ctypes.util
 import os
+import struct
 
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
