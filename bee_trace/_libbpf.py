@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import struct
 
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
@@ -240,6 +241,21 @@ def object_id(fd: int) -> int | None:
     if fd < 0 or _lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(n)) != 0 or n.value < 8:
         return None
     return int.from_bytes(info.raw[4:8], "little")
+
+
+# BPF_MAP_TYPE_*: the maps whose entries come and go (the ones a soak watches fill up)
+HASH_MAP_TYPES = {1: "hash", 5: "percpu_hash", 9: "lru_hash", 10: "lru_percpu_hash", 11: "lpm_trie"}
+
+
+def map_info(fd: int) -> tuple[int, int, int] | None:
+    """(type, key_size, max_entries) of a map fd from bpf_map_info (u32 type, id, key_size,
+    value_size, max_entries first), or None."""
+    info = ctypes.create_string_buffer(64)
+    n = ctypes.c_uint32(len(info))
+    if fd < 0 or _lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(n)) != 0 or n.value < 20:
+        return None
+    typ, _, key_size, _, max_entries = struct.unpack_from("<5I", info.raw)
+    return typ, key_size, max_entries
 
 
 class Link:

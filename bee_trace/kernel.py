@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import records as R
-from ._libbpf import LibbpfError, Link, Object, num_possible_cpus
+from ._libbpf import LibbpfError, Link, Map, Object, num_possible_cpus
 from .programs import Attach, program
 
 # Where things are looked for; the environment can point elsewhere (README: "Errors").
@@ -215,6 +215,11 @@ class Kernel:
         """A map of the loaded object (libbpf Map: update, lookup, keys)."""
         assert self._obj is not None
         return self._obj.map(name)
+
+    def maps(self) -> list[Map]:
+        """Every map of the loaded object (the bench counts their entries)."""
+        assert self._obj is not None
+        return self._obj.maps()
 
     def ring_size(self, name: str) -> int:
         assert self._obj is not None

@@ -41,6 +41,9 @@ def build_config(spec: dict[str, Any]) -> Any:
         loopback: dict[str, Any] = {k: True for k in ("report_loopback", "alert_on_any_connection")
                                     if hasattr(net, k)}
         cfg = dataclasses.replace(cfg, network=dataclasses.replace(net, **loopback))
+    if spec.get("dns_servers"):
+        cfg = dataclasses.replace(cfg, network=dataclasses.replace(
+            cfg.network, dns_servers=tuple(spec["dns_servers"])))
     if spec.get("unlimited"):
         # Measure the mechanism, not the policy: no bulk-lane rate limit or sampling.
         perf = cfg.performance
@@ -141,6 +144,7 @@ def run(spec: dict[str, Any]) -> int:
     print(json.dumps({"ready": True, "pid": os.getpid(), "coverage": coverage}), flush=True)
     while not stop:
         pipeline.step()
+    maps = map_occupancy(pipeline.kernel.maps()) if spec.get("map_occupancy") else {}
     summary = pipeline.stop()
     chain.close()
     out.close()
@@ -152,9 +156,25 @@ def run(spec: dict[str, Any]) -> int:
         "by_comm_kind": {f"{c}/{k}": n for (c, k), n in
                          sorted((by_comm_kind or {}).items(), key=lambda kv: -kv[1])[:40]},
         "rings": rings,
+        "maps": maps,
     }
     print(json.dumps(result, default=str), flush=True)
     return 0
+
+
+def map_occupancy(maps: list[Any]) -> dict[str, dict[str, Any]]:
+    """Entries in each hash-like map against its size, read through our own fds (bpftool would
+    open them by id, which the tamper probe rightly reports as another process touching them)."""
+    from .._libbpf import HASH_MAP_TYPES, map_info
+    out: dict[str, dict[str, Any]] = {}
+    for m in maps:
+        info = map_info(m.fd)
+        if info is None or info[0] not in HASH_MAP_TYPES:
+            continue
+        typ, key_size, max_entries = info
+        out[m.name] = {"type": HASH_MAP_TYPES[typ], "entries": len(m.keys(key_size)),
+                       "max_entries": max_entries}
+    return out
 
 
 def _pcts(samples: list[int]) -> dict[str, Any]:

@@ -391,3 +391,71 @@ class Auditd:
                 os.kill(self.started_pid, signal.SIGKILL)
                 self._proc.wait()
             self.started_pid = 0
+
+
+def _all_cpus() -> None:  # preexec_fn: undo the driver's pin (a CI job and its agent are not pinned)
+    os.sched_setaffinity(0, range(os.cpu_count() or 1))
+
+
+class CliAgent:
+    """`bee-trace run --format jsonl --output FILE --ready-file R`, the command users run, unpinned.
+    `startup_s` is the time from launching it to the ready file (probes attached); `stop()`
+    interrupts it and returns the output's records (the last is the summary)."""
+
+    def __init__(self, tmpdir: Path, probe_type: str = "all", tag: str = "run") -> None:
+        self.out = tmpdir / f"{tag}.jsonl"
+        self.ready = tmpdir / f"{tag}.ready"
+        self.probe_type = probe_type
+        self.proc: subprocess.Popen | None = None
+        self.startup_s = 0.0
+
+    def __enter__(self) -> CliAgent:
+        self.ready.unlink(missing_ok=True)
+        root = Path(__file__).resolve().parents[2]
+        env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bee_trace.cli", "run", "--probe-type", self.probe_type,
+             "--format", "jsonl", "--output", str(self.out), "--ready-file", str(self.ready)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, preexec_fn=_all_cpus)
+        deadline = t0 + 60
+        while not self.ready.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                _, err = self.proc.communicate(timeout=10)
+                self.proc = None
+                raise Unavailable(f"bee-trace run did not get ready: {err.decode(errors='replace')[-300:]}")
+            time.sleep(0.002)
+        self.startup_s = time.monotonic() - t0
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc else 0
+
+    def stop(self) -> list[dict[str, Any]]:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.communicate()
+            self.proc = None
+        out = []
+        for line in self.out.read_text(errors="replace").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.stop()
+
+
+def run_all_cpus(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    """A job step on every CPU, output discarded; raises on failure."""
+    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, preexec_fn=_all_cpus)

@@ -104,3 +104,29 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     lines.extend(line(r) for r in cells[1:])
     return "\n".join(lines)
+
+
+def yes(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def loss_notes(x: dict[str, Any]) -> str:
+    """The notes cell of a rate run: lost, policy drops, other processes' events."""
+    out = [f"lost {x.get('dropped', 0)}"]
+    if x.get("policy_drops"):
+        out.append(f"policy drops {x['policy_drops']}")
+    if x.get("foreign_events"):
+        out.append(f"{x['foreign_events']} events from other processes")
+    return ", ".join(out)
+
+
+def slope_per_minute(ts: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Least-squares slope of ys over ts (seconds), per minute; None under two distinct times."""
+    n = len(ts)
+    if n < 2 or n != len(ys):
+        return None
+    mt, my = sum(ts) / n, sum(ys) / n
+    var = sum((t - mt) ** 2 for t in ts)
+    if var == 0:
+        return None
+    return 60.0 * sum((t - mt) * (y - my) for t, y in zip(ts, ys)) / var

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from bee_trace import records as R
-from bee_trace.bench import flood_accounting, flood_statement, flood_table, parse_args, procstat, render, stats
+from bee_trace.bench import parse_args, procstat, stats
 from bee_trace.bench.agent import generated_patterns
 from bee_trace.bench.decodebench import columnar, numpy_only, per_record, synthetic_batch
+from bee_trace.bench.render import render
+from bee_trace.bench.rows.flood import flood_accounting, flood_statement, flood_table
 from bee_trace.bench.runner import bpftrace_script, concrete_watch_paths, parse_kv
 from bee_trace.patterns import build_filter, is_candidate
 
@@ -203,7 +205,7 @@ def test_render_flood_row():
     assert rows["bulk ring"][1] == "1024 KiB"
     text = render({"meta": {"host": "h", "kernel": "k", "cpus": 2, "quick": True, "seconds": 1.0},
                    "rows": {"flood": r}})
-    assert "### 7. critical lane under a bulk flood (2 s" in text
+    assert "### 9. critical lane under a bulk flood (2 s" in text
     text = render({"meta": {"host": "h", "kernel": "k", "cpus": 2, "quick": True, "seconds": 1.0},
                    "rows": {"flood": {"unavailable": "network monitor not built"}}})
     assert "network monitor not built" in text

@@ -8,9 +8,11 @@ from bee_trace import records as R
 from bee_trace.loss import Drops, LaneLoss, LossSummary, total_drops, uncounted_gaps
 
 # The `loss` object of the summary record, as users' tooling reads it.
-TOP = ["inspected", "candidates", "inodes_not_learned", "received", "output", "unconfirmed", "excluded", "below_severity",
+TOP = ["inspected", "candidates", "inodes_not_learned", "received", "output", "unconfirmed", "excluded",
+       "below_severity",
        "dropped", "uncounted_gaps", "lanes", "aggregated_reported", "aggregated_unreported",
-       "folded_reported", "folded_unreported", "folded_unnamed_keys", "spilled_reported", "shed_raised", "governor",
+       "folded_reported", "folded_unreported", "folded_unnamed_keys", "spilled_reported", "shed_raised",
+       "governor",
        "process_cache_evictions", "egress", "tamper", "stopped_by", "stalled_ms", "coverage_gaps", "verdict",
        "verdict_reasons"]
 LANE = ["attempted", "emitted", "received", "sequence_gaps", *R.DROP_CAUSES]
