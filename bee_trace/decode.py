@@ -184,7 +184,8 @@ def proc_fd_target(requested: bytes | None, dev: int, ino: int) -> int:
     if (kernel_dev(st.st_dev), st.st_ino) != (dev, ino):
         return 0
     try:
-        return int(open(f"/proc/{int(m[1])}/status").read().split("\nTgid:", 1)[1].split()[0])
+        with open(f"/proc/{int(m[1])}/status") as f:
+            return int(f.read().split("\nTgid:", 1)[1].split()[0])
     except (OSError, IndexError, ValueError):
         return 0
 

@@ -54,19 +54,24 @@ int open_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 /* The max-performance profile's alternative to open_sys_exit: per-syscall exit tracepoints tax
  * only the open family, but compat syscalls never reach them (the run says so: a coverage gap).
  * bee_trace/kernel.py loads one set or the other. */
-#define OPEN_TP(name, arg)							\
+#define OPEN_TP(name, reg)							\
 SEC("tp/syscalls/sys_exit_" #name)						\
 int opentp_##name(struct trace_event_raw_sys_exit *ctx)				\
 {										\
 	struct task_struct *t = bpf_get_current_task_btf();			\
 	struct pt_regs *r = (struct pt_regs *)bpf_task_pt_regs(t);		\
 										\
-	return open_exit(t, ctx->ret, ctx->id, ORIGIN_SYSCALL, arg_ptr(arg));	\
+	return open_exit(t, ctx->ret, ctx->id, ORIGIN_SYSCALL, arg_ptr(r->reg));	\
 }
 
-OPEN_TP(open, r->di)
-OPEN_TP(creat, r->di)
-OPEN_TP(openat, r->si)
-OPEN_TP(openat2, r->si)
-OPEN_TP(open_tree, r->si)
-OPEN_TP(open_by_handle_at, r->di & 0)   /* no name: a handle */
+OPEN_TP(open, di)
+OPEN_TP(creat, di)
+OPEN_TP(openat, si)
+OPEN_TP(openat2, si)
+OPEN_TP(open_tree, si)
+
+SEC("tp/syscalls/sys_exit_open_by_handle_at")
+int opentp_open_by_handle_at(struct trace_event_raw_sys_exit *ctx)
+{
+	return open_exit(bpf_get_current_task_btf(), ctx->ret, ctx->id, ORIGIN_SYSCALL, 0);
+}

@@ -324,10 +324,9 @@ static __always_inline int held_elsewhere(struct task_struct *t, struct inode *i
 
 /* A syscall or io_uring request opened f (fd: its new descriptor, -1 for an io_uring fixed-file
  * slot): decide on the kernel object. */
-static __always_inline int open_decide(struct task_struct *t, struct file *f, long fd, long nr,
-				       __u8 origin, const char *upath)
+static __always_inline int open_decide(struct settings *s, struct task_struct *t, struct file *f,
+				       long fd, long nr, __u8 origin, const char *upath)
 {
-	struct settings *s = get_settings();
 	struct inode_key key = {};
 	struct counters *c = get_counters();
 	struct inode *inode;
@@ -385,7 +384,7 @@ static __always_inline int open_exit(struct task_struct *t, long ret, long nr, _
 	f = vfs_fd_file(t, ret);
 	if (!f)
 		return 0;
-	return open_decide(t, f, ret, nr, origin, upath);
+	return open_decide(s, t, f, ret, nr, origin, upath);
 }
 
 #endif

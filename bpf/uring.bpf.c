@@ -33,7 +33,7 @@ static __always_inline int fixed_open_exit(struct io_kiocb *req, __u32 file_slot
 	    bpf_probe_read_kernel(&node, sizeof(node), &table->nodes[slot]) || !node)
 		return 0;
 	node = VFS_CAST(struct io_rsrc_node, node);
-	return open_decide(bpf_get_current_task_btf(),
+	return open_decide(s, bpf_get_current_task_btf(),
 			   VFS_CAST(struct file, (void *)(node->file_ptr & ~FFS_FLAGS)), -1, op,
 			   ORIGIN_URING, 0);
 }
