@@ -57,18 +57,18 @@ PER_RECORD_FIELDS = ("ts", "ts_ns", "tid", "cpu", "seq", "lane", "boot_ns")
 # An event copied from a template carries it here (sinks may cache work on it); not output.
 TEMPLATE_KEY = "_template"
 
-_ts_second = -1
-_ts_prefix = ""
+_TS_PREFIXES: dict[int, str] = {}  # second -> its date-time part; event and start times alternate
 
 
 def iso_ts(ns: int) -> str:
     """ISO-8601 UTC with microseconds; the date-time part is formatted once per second."""
-    global _ts_second, _ts_prefix
     sec, rem = divmod(ns, 1_000_000_000)
-    if sec != _ts_second:
-        _ts_second = sec
-        _ts_prefix = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{_ts_prefix}.{rem // 1000:06d}+00:00"
+    prefix = _TS_PREFIXES.get(sec)
+    if prefix is None:
+        if len(_TS_PREFIXES) >= 1024:
+            _TS_PREFIXES.clear()
+        prefix = _TS_PREFIXES[sec] = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{prefix}.{rem // 1000:06d}+00:00"
 
 
 def header_fields(rec: np.void, ctx: DecodeContext) -> Event:
