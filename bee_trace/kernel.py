@@ -321,6 +321,10 @@ class Kernel:
             key = struct.pack("<I", net.prefixlen) + net.network_address.packed
             (v4 if net.version == 4 else v6).update(key, b"\x01")
 
+    def drop_totals(self) -> np.ndarray:
+        """Drop counts by (lane, cause), summed over CPUs."""
+        return self.counters_per_cpu()["drops"].sum(axis=0)
+
     def counters_per_cpu(self) -> np.ndarray:
         """struct counters for each possible CPU."""
         assert self._obj is not None

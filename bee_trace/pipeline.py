@@ -136,11 +136,12 @@ class Pipeline:
         n = self.drain()
         now = time.monotonic()
         self._track_bulk_activity(self.rings.rings[R.LANE_BULK].records > bulk_before, now)
+        drops = self.kernel.drop_totals()
         if self.tuning.agg_window_ns and now >= self._next_agg_flush:
             self._next_agg_flush = now + self.tuning.agg_window_ns / 1e9
-            self.replay.flush_aggregates()
-        n += self.replay.drain_spill()
-        self.replay.flush_folds()
+            self.replay.flush_aggregates(drops)
+        n += self.replay.drain_spill(drops)
+        self.replay.flush_folds(drops)
         if n:
             self.flush()
         if self.opts.adaptive:

@@ -20,6 +20,7 @@ from .kernel import Kernel
 
 _DROP_AGGREGATED = R.DROP_CAUSES.index("aggregated")
 _DROP_FOLDED = R.DROP_CAUSES.index("folded")
+_DROP_SPILLED = R.DROP_CAUSES.index("spilled")
 
 
 class Replay:
@@ -38,12 +39,18 @@ class Replay:
         self._folded_seen = 0
         self.spilled_reported = 0
         self._spill_drained = 0
+        self._spills_seen = -1
 
-    def flush_aggregates(self) -> None:
+    def _drops(self, drops: np.ndarray | None) -> np.ndarray:
+        """Kernel drop counts by (lane, cause), all CPUs: one map read tells whether a table
+        walk is needed at all. The pipeline reads them once per step for all three."""
+        return self.kernel.drop_totals() if drops is None else drops
+
+    def flush_aggregates(self, drops: np.ndarray | None = None) -> None:
         """Summary events for identical bulk events folded in the kernel since the last flush:
         the growth of each entry's cumulative count, with the window's first event as sample."""
         # One counters read instead of a walk of the whole table when nothing was folded since.
-        folded = int(self.kernel.counters_per_cpu()["drops"][:, R.LANE_BULK, _DROP_AGGREGATED].sum())
+        folded = int(self._drops(drops)[R.LANE_BULK, _DROP_AGGREGATED])
         if folded == self._agg_folded_seen:
             return
         self._agg_folded_seen = folded
@@ -63,9 +70,14 @@ class Replay:
             self.handle(ev)
         self._agg_seen = seen
 
-    def drain_spill(self) -> int:
+    def drain_spill(self, drops: np.ndarray | None = None) -> int:
         """Critical events the kernel kept while the ring was full: reported late, never lost."""
         n = 0
+        # The kernel counts a spill after it stored it: an unchanged count means nothing new.
+        spills = int(self._drops(drops)[R.LANE_CRITICAL, _DROP_SPILLED])
+        if spills == self._spills_seen:
+            return 0
+        self._spills_seen = spills
         spilled = self.kernel.pop_spilled()
         if spilled:
             self._spill_drained += len(spilled)
@@ -82,9 +94,9 @@ class Replay:
             n += 1
         return n
 
-    def flush_folds(self) -> None:
+    def flush_folds(self, drops: np.ndarray | None = None) -> None:
         """Identical critical events counted in the kernel since the last look, as counts."""
-        folded = int(self.kernel.counters_per_cpu()["drops"][:, R.LANE_CRITICAL, _DROP_FOLDED].sum())
+        folded = int(self._drops(drops)[R.LANE_CRITICAL, _DROP_FOLDED])
         if folded == self._folded_seen:
             return
         self._folded_seen = folded
