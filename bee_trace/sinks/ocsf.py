@@ -5,13 +5,12 @@ lifecycle as Process Activity (1007); every high or critical event also as a Det
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from typing import IO, Any
 
-from ..escape import json_safe_obj
 from . import Sink
+from .jsonl import compact_json
 
 OCSF_VERSION = "1.5.0"
 SEVERITY_ID = {"low": 2, "medium": 3, "high": 4, "critical": 5}
@@ -194,7 +193,7 @@ class OcsfSink(Sink):
 
     def __call__(self, ev: dict[str, Any]) -> None:
         self.stream.write("".join(
-            json.dumps(json_safe_obj(doc), ensure_ascii=False, separators=(",", ":")) + "\n"
+            compact_json(doc) + "\n"
             for doc in to_ocsf(ev)))
 
     def flush(self) -> None:
