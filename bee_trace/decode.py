@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from .egress.names import DomainTable
 from .event import Event
 from .inodes import kernel_dev
 from .procinfo import ProcCache, decode
+from .record_view import RecordView
 
 PROTOCOLS = {6: "tcp", 17: "udp"}
 # Lifecycle records always feed the process cache; these operations are also output as events.
@@ -29,6 +31,7 @@ def _boot_to_realtime_ns() -> int:
 
 
 CHUNKS_PENDING_MAX = 4096  # chains whose record was lost never complete: bound what waits
+PROCESS_FIELDS_MAX = 4096  # (tgid, ppid) process contexts kept between process-cache changes
 
 
 @dataclass
@@ -38,6 +41,9 @@ class DecodeContext:
     realtime_offset_ns: int = field(default_factory=_boot_to_realtime_ns)
     # EV_PATH continuations by (tid, chain): {what: {index: bytes}} until their record arrives.
     chunks: dict[tuple[int, int], dict[int, dict[int, bytes]]] = field(default_factory=dict)
+    # header_fields' process context by (tgid, ppid), valid for one process-cache generation.
+    process_fields: dict[tuple[int, int], ProcessFields] = field(default_factory=dict)
+    process_fields_gen: int = -1
 
     def add_chunk(self, tid: int, chain: int, what: int, index: int, data: bytes) -> None:
         if len(self.chunks) >= CHUNKS_PENDING_MAX:
@@ -48,7 +54,7 @@ class DecodeContext:
         return self.chunks.pop((tid, chain), {})
 
 
-Decoder = Callable[[np.void, DecodeContext], Event | None]
+Decoder = Callable[[RecordView, DecodeContext], Event | None]
 
 
 # Fields that differ between two records of the same process opening the same path: the
@@ -71,12 +77,48 @@ def iso_ts(ns: int) -> str:
     return f"{prefix}.{rem // 1000:06d}+00:00"
 
 
-def header_fields(rec: np.void, ctx: DecodeContext) -> Event:
-    h = rec["h"]
-    tgid = int(h["tgid"])
-    ts_ns = int(h["ts_ns"]) + ctx.realtime_offset_ns
-    ppid = int(h["ppid"])
-    info = ctx.procs.get(tgid)
+@dataclass(slots=True)
+class ProcessFields:
+    """The process context every event of one (tgid, ppid) carries."""
+
+    exe: str
+    cmdline: str
+    ancestry: list[str]
+    ancestry_pids: list[int]
+    start_time: str | None
+
+
+_NO_PROCESS = ProcessFields("", "", [], [], None)
+
+
+def process_fields(ctx: DecodeContext, tgid: int, ppid: int) -> ProcessFields:
+    """From the process cache, computed once per (tgid, ppid) until the cache changes."""
+    cache = ctx.process_fields
+    if ctx.process_fields_gen != ctx.procs.generation or len(cache) >= PROCESS_FIELDS_MAX:
+        cache.clear()
+        ctx.process_fields_gen = ctx.procs.generation
+    pf = cache.get((tgid, ppid))
+    if pf is None:
+        info = ctx.procs.get(tgid)
+        if info is None:
+            pf = _NO_PROCESS
+        else:
+            start = iso_ts(info.start_ns + ctx.realtime_offset_ns) if info.start_ns else None
+            pf = ProcessFields(info.exe, info.cmdline, ctx.procs.ancestry(tgid, ppid),
+                               ctx.procs.ancestry_pids(tgid, ppid), start)
+        # ctx.procs.get may have read /proc (a new generation): key the entry to the current one.
+        if ctx.process_fields_gen != ctx.procs.generation:
+            cache.clear()
+            ctx.process_fields_gen = ctx.procs.generation
+        cache[(tgid, ppid)] = pf
+    return pf
+
+
+def header_fields(rec: RecordView, ctx: DecodeContext) -> Event:
+    h = rec.h
+    tgid, ppid, boot_ns = h["tgid"], h["ppid"], h["ts_ns"]
+    ts_ns = boot_ns + ctx.realtime_offset_ns
+    pf = process_fields(ctx, tgid, ppid)
     return {
         "ts": iso_ts(ts_ns),
         "ts_ns": ts_ns,
@@ -84,20 +126,21 @@ def header_fields(rec: np.void, ctx: DecodeContext) -> Event:
         "severity": "low",
         "rule": "",
         "pid": tgid,
-        "tid": int(h["tid"]),
+        "tid": h["tid"],
         "ppid": ppid,
-        "uid": int(h["uid"]),
-        "comm": decode(bytes(h["comm"])),
-        "exe": info.exe if info else "",
-        "cmdline": info.cmdline if info else "",
-        "ancestry": ctx.procs.ancestry(tgid, ppid) if info else [],
-        "ancestry_pids": ctx.procs.ancestry_pids(tgid, ppid) if info else [],
-        "start_time": iso_ts(info.start_ns + ctx.realtime_offset_ns) if info and info.start_ns else None,
-        "cgroup_id": int(h["cgroup_id"]),
-        "cpu": int(h["cpu"]),
-        "seq": int(h["seq"]),
-        "lane": R.LANE_NAMES[int(h["lane"]) & 1],
-        "boot_ns": int(h["ts_ns"]),
+        "uid": h["uid"],
+        "comm": decode(h["comm"]),
+        "exe": pf.exe,
+        "cmdline": pf.cmdline,
+        # Lists shared by the events of one process: never modified after decoding.
+        "ancestry": pf.ancestry,
+        "ancestry_pids": pf.ancestry_pids,
+        "start_time": pf.start_time,
+        "cgroup_id": h["cgroup_id"],
+        "cpu": h["cpu"],
+        "seq": h["seq"],
+        "lane": R.LANE_NAMES[h["lane"] & 1],
+        "boot_ns": boot_ns,
     }
 
 
@@ -109,7 +152,7 @@ def _joined(parts: dict[int, bytes], count: int) -> tuple[bytes, bool]:
     return b"".join(out), True  # type: ignore[arg-type]
 
 
-def file_path(rec: np.void, ctx: DecodeContext) -> tuple[bytes, bytes | None, bool]:
+def file_path(rec: RecordView, ctx: DecodeContext) -> tuple[bytes, bytes | None, bool]:
     """(resolved path, the caller's string when it differs, complete): the record's tail joined
     with the EV_PATH records that preceded it."""
     h, f = rec["h"], rec["u"]["file"]
@@ -133,7 +176,7 @@ def file_path(rec: np.void, ctx: DecodeContext) -> tuple[bytes, bytes | None, bo
     return tail, requested, complete
 
 
-def decode_chunk(rec: np.void, ctx: DecodeContext) -> None:
+def decode_chunk(rec: RecordView, ctx: DecodeContext) -> None:
     c = rec["u"]["chunk"]
     n = min(int(c["len"]), R.CHUNK_LEN)
     ctx.add_chunk(int(rec["h"]["tid"]), int(c["chain"]), int(c["what"]), int(c["index"]),
@@ -145,7 +188,7 @@ RENAME_SYSCALLS = {82, 264, 316}   # rename, renameat, renameat2 (x86-64)
 SYMLINK_SYSCALLS = {88, 266}       # symlink, symlinkat: the old name is the link's text, not a path
 
 
-def decode_link(rec: np.void, ctx: DecodeContext) -> Event:
+def decode_link(rec: RecordView, ctx: DecodeContext) -> Event:
     """link/symlink/rename of a watched name: the new name (absolute, composed in the kernel
     from the caller's string and its dirfd/cwd) and the old one."""
     ev = header_fields(rec, ctx)
@@ -190,7 +233,7 @@ def proc_fd_target(requested: bytes | None, dev: int, ino: int) -> int:
         return 0
 
 
-def decode_proc_fd(rec: np.void, ctx: DecodeContext, requested: bytes | None) -> Event:
+def decode_proc_fd(rec: RecordView, ctx: DecodeContext, requested: bytes | None) -> Event:
     """A pipe, memfd, anon inode or unlinked file the opener did not hold: it can only have come
     through another process's /proc/PID/fd/N (or map_files) link."""
     ev = header_fields(rec, ctx)
@@ -214,7 +257,7 @@ def decode_proc_fd(rec: np.void, ctx: DecodeContext, requested: bytes | None) ->
     return ev
 
 
-def decode_file(rec: np.void, ctx: DecodeContext) -> Event:
+def decode_file(rec: RecordView, ctx: DecodeContext) -> Event:
     if int(rec["h"]["flags"]) & R.EVF_LINK_OP:
         return decode_link(rec, ctx)
     if int(rec["u"]["file"]["match"]) & R.MATCH_PROC_FD:
@@ -245,7 +288,7 @@ def decode_file(rec: np.void, ctx: DecodeContext) -> Event:
     return ev
 
 
-def decode_mem(rec: np.void, ctx: DecodeContext) -> Event:
+def decode_mem(rec: RecordView, ctx: DecodeContext) -> Event:
     ev = header_fields(rec, ctx)
     m = rec["u"]["mem"]
     target = int(m["target_pid"])
@@ -272,7 +315,7 @@ def decode_mem(rec: np.void, ctx: DecodeContext) -> Event:
     return ev
 
 
-def decode_net(rec: np.void, ctx: DecodeContext) -> Event:
+def decode_net(rec: RecordView, ctx: DecodeContext) -> Event:
     ev = header_fields(rec, ctx)
     n = rec["u"]["net"]
     flags = int(rec["h"]["flags"])
@@ -302,7 +345,7 @@ def decode_net(rec: np.void, ctx: DecodeContext) -> Event:
     return ev
 
 
-def decode_dns(rec: np.void, ctx: DecodeContext) -> Event | None:
+def decode_dns(rec: RecordView, ctx: DecodeContext) -> Event | None:
     """A DNS answer learned in the kernel: feeds the name table, not output by itself."""
     ctx.names.note(rec)
     return None
@@ -312,7 +355,7 @@ SOCKET_FAMILIES = {2: "ipv4", 10: "ipv6", 17: "packet", 40: "vsock"}
 SOCKET_TYPES = {1: "stream", 2: "dgram", 3: "raw", 5: "seqpacket", 10: "packet"}
 
 
-def decode_sock(rec: np.void, ctx: DecodeContext) -> Event:
+def decode_sock(rec: RecordView, ctx: DecodeContext) -> Event:
     ev = header_fields(rec, ctx)
     s = rec["u"]["sock"]
     fam, typ, proto = int(s["family"]), int(s["type"]), int(s["protocol"])
@@ -332,13 +375,13 @@ def decode_sock(rec: np.void, ctx: DecodeContext) -> Event:
     return ev
 
 
-def _proc_filename(p: np.void) -> tuple[bytes, bool]:
+def _proc_filename(p: dict[str, Any]) -> tuple[bytes, bool]:
     n = int(p["filename_len"])
     raw = bytes(p["filename"]).split(b"\0", 1)[0]
     return raw, n > len(raw)
 
 
-def decode_exec(rec: np.void, ctx: DecodeContext) -> Event | None:
+def decode_exec(rec: RecordView, ctx: DecodeContext) -> Event | None:
     h, p = rec["h"], rec["u"]["proc"]
     tgid = int(h["tgid"])
     filename, truncated = _proc_filename(p)
@@ -356,7 +399,7 @@ def decode_exec(rec: np.void, ctx: DecodeContext) -> Event | None:
     return ev
 
 
-def decode_fork(rec: np.void, ctx: DecodeContext) -> Event | None:
+def decode_fork(rec: RecordView, ctx: DecodeContext) -> Event | None:
     h, p = rec["h"], rec["u"]["proc"]
     child = int(p["child_tgid"])
     ctx.procs.on_fork(child, int(p["parent_tgid"]), int(p["start_ns"]),
@@ -368,7 +411,7 @@ def decode_fork(rec: np.void, ctx: DecodeContext) -> Event | None:
     return ev
 
 
-def decode_exit(rec: np.void, ctx: DecodeContext) -> Event | None:
+def decode_exit(rec: RecordView, ctx: DecodeContext) -> Event | None:
     tgid = int(rec["h"]["tgid"])
     ev = header_fields(rec, ctx) if "exit" in OUTPUT_LIFECYCLE else None
     ctx.procs.on_exit(tgid)
@@ -380,7 +423,7 @@ def decode_exit(rec: np.void, ctx: DecodeContext) -> Event | None:
     return ev
 
 
-def decode_uring(rec: np.void, ctx: DecodeContext) -> Event:
+def decode_uring(rec: RecordView, ctx: DecodeContext) -> Event:
     ev = header_fields(rec, ctx)
     u = rec["u"]["uring"]
     ev.update({"kind": "process", "op": "io_uring_setup", "sq_entries": int(u["sq_entries"]),
@@ -402,8 +445,11 @@ DECODERS: dict[int, Decoder] = {
 }
 
 
-def decode_record(rec: np.void, ctx: DecodeContext) -> Event | None:
-    fn = DECODERS.get(int(rec["h"]["type"]))
+def decode_record(rec: RecordView | np.void, ctx: DecodeContext) -> Event | None:
+    """A record from a ring batch (a view), or a numpy one (spill map, aggregation summary)."""
+    if not isinstance(rec, RecordView):
+        rec = RecordView.of(rec)
+    fn = DECODERS.get(rec.h["type"])
     return fn(rec, ctx) if fn else None
 
 

@@ -24,6 +24,7 @@ from .event import Event
 from .inodes import watched_inodes
 from .kernel import Kernel, check_min_kernel
 from .loss import LossSummary, lane_losses, read_egress_counters, total_drops, uncounted_gaps
+from .record_view import RecordView
 from .replay import Replay
 from .ringbuf import RingReader, RingSet
 from .sinks import Run, Sink, as_sink
@@ -257,6 +258,7 @@ class Pipeline:
                               h["seq"].tolist()))
         run_template: Event | None = None
         rows: list = []
+        raw: bytes | None = None  # the batch's bytes, for views of the records decoded
         for i, kind in enumerate(types):
             key = keys[i]
             if key is not None:
@@ -275,8 +277,9 @@ class Pipeline:
             if rows:  # keep the output in record order
                 self.emit_run(run_template, rows)  # type: ignore[arg-type]
                 run_template, rows = None, []
-            rec = batch[i]
-            ev = decode_record(rec, self.ctx)
+            if raw is None:
+                raw = batch.tobytes()
+            ev = decode_record(RecordView(raw, i * R.EVENT_SIZE), self.ctx)
             if kind in (R.EV_EXEC, R.EV_EXIT):
                 # New exe/ancestry.
                 self.templates.forget(tgids[i])

@@ -64,6 +64,11 @@ class ProcCache:
         self._gen += 1
         self._items.pop(pid, None)
 
+    @property
+    def generation(self) -> int:
+        """Changes whenever an entry is added, replaced or dropped."""
+        return self._gen
+
     def peek(self, pid: int) -> ProcInfo | None:
         """The cached entry only (no /proc read, no LRU update)."""
         return self._items.get(pid)

@@ -9,12 +9,11 @@ import signal
 import struct
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from . import records as R
 from ._libbpf import LibbpfError, Link, Object, object_id
 from .event import Event
 from .procinfo import decode
+from .record_view import RecordView
 
 if TYPE_CHECKING:
     from .decode import DecodeContext
@@ -64,7 +63,7 @@ def _signal_name(sig: int) -> str:
         return f"SIG{sig}"
 
 
-def decode_tamper(rec: np.void, ctx: DecodeContext) -> Event:
+def decode_tamper(rec: RecordView, ctx: DecodeContext) -> Event:
     from .decode import header_fields  # decode.py registers this decoder: import at call time
     ev = header_fields(rec, ctx)
     t = rec["u"]["tamper"]

@@ -8,11 +8,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from .. import records as R
 from ..addr import addr_text
 from ..procinfo import decode
+from ..record_view import RecordView
 from .policy import DNS_V_ALLOWED, DNS_V_BLOCKED
 
 
@@ -31,7 +30,7 @@ class DomainTable:
     evictions: int = 0
     _names: OrderedDict[tuple[str, int], Answer] = field(default_factory=OrderedDict)
 
-    def note(self, rec: np.void) -> Answer:
+    def note(self, rec: RecordView) -> Answer:
         d = rec["u"]["dns"]
         n = int(d["name_len"])
         raw = bytes(d["name"])[:min(n, R.DNS_NAME_TAIL)]
