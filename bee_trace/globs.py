@@ -145,6 +145,20 @@ def literal_key(pattern: str) -> tuple[str, str] | None:
     return None
 
 
+def required_literal(pattern: str) -> str:
+    """The longest run of literal characters in one component that every matching path
+    contains verbatim ("" when there is none): a substring test rules most paths out before
+    the regex runs. Components with classes or escapes are left out (their parsing is subtle)."""
+    best = ""
+    for part in pattern.split("/"):
+        if not part or part == "**" or "[" in part or "\\" in part:
+            continue
+        for piece in re.split(r"[*?]", part):
+            if len(piece) > len(best):
+                best = piece
+    return best
+
+
 class GlobSet:
     """An ordered set of globs. A path is tried only against the patterns whose literal key
     (literal_key) it shows, plus those that have none, in the set's order: a few dict lookups
@@ -155,28 +169,41 @@ class GlobSet:
         self._last_path: str | None = None
         self._last: str | None = None
         self._res = [compile_glob(p) for p in self.patterns]
+        self._literals = [required_literal(p) for p in self.patterns]
         self._always: list[int] = []
-        self._exact: dict[tuple[str, str], list[int]] = {}       # ("base"|"dir", name)
-        self._affix: dict[tuple[str, int], dict[str, list[int]]] = {}  # (kind, length) -> literal
+        self._base: dict[str, list[int]] = {}     # literal basename -> patterns
+        self._dir: dict[str, list[int]] = {}      # literal parent name -> patterns
+        affix: dict[tuple[str, int], dict[str, list[int]]] = {}  # (kind, length) -> literal
         for i, p in enumerate(self.patterns):
             key = literal_key(p)
             if key is None:
                 self._always.append(i)
-            elif key[0] in ("base", "dir"):
-                self._exact.setdefault(key, []).append(i)
+            elif key[0] == "base":
+                self._base.setdefault(key[1], []).append(i)
+            elif key[0] == "dir":
+                self._dir.setdefault(key[1], []).append(i)
             else:
-                self._affix.setdefault((key[0], len(key[1])), {}).setdefault(key[1], []).append(i)
+                affix.setdefault((key[0], len(key[1])), {}).setdefault(key[1], []).append(i)
+        # (is a suffix, length, literal -> patterns), one table per literal length
+        self._affix = [(kind == "suffix", n, table) for (kind, n), table in affix.items()]
 
     def _candidates(self, path: str) -> list[int]:
-        parts = path.rsplit("/", 2)
-        base = parts[-1]
-        found = list(self._always)
-        found += self._exact.get(("base", base), ())
-        if len(parts) >= 2:
-            found += self._exact.get(("dir", parts[-2]), ())
-        for (kind, n), table in self._affix.items():
-            if len(base) >= n:
-                found += table.get(base[-n:] if kind == "suffix" else base[:n], ())
+        slash = path.rfind("/")
+        base = path[slash + 1:]
+        found = self._always[:]
+        hit = self._base.get(base)
+        if hit:
+            found += hit
+        if slash >= 0 and self._dir:
+            hit = self._dir.get(path[path.rfind("/", 0, slash) + 1:slash])
+            if hit:
+                found += hit
+        size = len(base)
+        for suffix, n, table in self._affix:
+            if size >= n:
+                hit = table.get(base[size - n:] if suffix else base[:n])
+                if hit:
+                    found += hit
         return found
 
     def match(self, path: str) -> str | None:
@@ -186,8 +213,12 @@ class GlobSet:
         if path == self._last_path:     # confirmation and classification ask twice per event
             return self._last
         norm = _normalise(path)
-        found = next((self.patterns[i] for i in sorted(self._candidates(norm))
-                      if self._res[i].match(norm)), None)
+        candidates = self._candidates(norm)
+        if len(candidates) > 1:
+            candidates.sort()   # the first pattern in the set's order wins
+        lits, res = self._literals, self._res
+        found = next((self.patterns[i] for i in candidates
+                      if lits[i] in norm and res[i].match(norm)), None)
         self._last_path, self._last = path, found
         return found
 

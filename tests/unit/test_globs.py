@@ -132,3 +132,35 @@ def test_globset_index_agrees_with_trying_every_pattern_in_order() -> None:
         norm = re.sub(r"/{2,}", "/", path)
         want = next((p for p, r in zip(pats, regexes) if r.match(norm)), None)
         assert gs.match(path) == want, path
+
+
+def test_globset_prefilters_agree_with_regexes_on_random_globs() -> None:
+    """Literal keys and required-literal prefilters only skip patterns that cannot match, also
+    for awkward globs: classes holding ']' or '!', escapes, '**' inside components."""
+    import random
+    import warnings
+
+    from bee_trace.globs import GlobSet, compile_glob
+
+    rng = random.Random(2)
+    tokens = list("ab.-_") + ["*", "?", "[ab]", "[!a]", "**", "/", "\\*", "[", "]", "[]a]", "[!]b]"]
+    checked = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # re: "possible set difference" in classes
+        for _ in range(1500):
+            pats = ["".join(rng.choice(tokens) for _ in range(rng.randint(1, 8))) for _ in range(5)]
+            try:
+                regexes = [compile_glob(p) for p in pats]
+            except re.error:  # a reversed range such as [b-a]: config validation refuses it
+                continue
+            gs = GlobSet(pats)
+            for _ in range(20):
+                path = "/".join("".join(rng.choice("ab.-_*[]") for _ in range(rng.randint(0, 4)))
+                                for _ in range(rng.randint(1, 4)))
+                if not path:
+                    continue
+                norm = re.sub(r"/{2,}", "/", path)
+                want = next((p for p, r in zip(pats, regexes) if r.match(norm)), None)
+                assert gs.match(path) == want, (pats, path)
+                checked += 1
+    assert checked > 20000
