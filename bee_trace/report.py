@@ -44,6 +44,7 @@ _NUMERIC = {"risk", "count", "pid", "tid", "ppid", "uid", "dport", "target_pid"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _MAX_DESTINATIONS = 1000
 _FINDING_MIN = "medium"
+_FINDING_RANK = severity_rank(_FINDING_MIN)
 
 
 class ReportError(ValueError):
@@ -135,8 +136,9 @@ class Report:
         self.by_rule[_str(event.get("rule")) or "unknown"] += n
         self.by_kind_severity[(kind, sev)] += n
         self._seq += 1
-        self._keep(kind, severity_rank(sev), dict(event))
-        if severity_rank(sev) >= severity_rank(_FINDING_MIN):
+        rank = severity_rank(sev)
+        self._keep(kind, rank, event)
+        if rank >= _FINDING_RANK:
             self._finding(event, sev, n)
         if kind == "network":
             self._destination(event, n)
@@ -146,7 +148,8 @@ class Report:
         if len(heap) >= self.cap and not (heap and rank > heap[0][0]):
             self.overflow[kind] += 1
             return
-        ev = {k: v for k, v in ev.items() if not k.startswith("_")}  # pipeline bookkeeping
+        # A copy without the pipeline's bookkeeping (made only for events kept).
+        ev = {k: v for k, v in ev.items() if not k.startswith("_")}
         item = (rank, -self._seq, self._seq, ev)
         if len(heap) < self.cap:
             heapq.heappush(heap, item)

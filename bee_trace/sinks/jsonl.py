@@ -20,7 +20,9 @@ def to_json_line(ev: dict[str, Any]) -> str:
     template = ev.get(TEMPLATE_KEY)
     if template is not None:
         return _from_template(ev, template)
-    out = {k: v for k, v in ev.items() if k not in _INTERNAL}
+    out = ev.copy()  # a C-level copy, then two pops: cheaper than filtering every key
+    for k in _INTERNAL:
+        out.pop(k, None)
     return compact_json(out) + "\n"
 
 
