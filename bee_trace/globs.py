@@ -16,7 +16,7 @@ which cannot be spliced into a component-aware expression.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 __all__ = ["compile_glob", "glob_to_regex", "literal_key", "GlobSet", "GlobError"]
 
@@ -159,6 +159,53 @@ def required_literal(pattern: str) -> str:
     return best
 
 
+def _literal(part: str) -> bool:
+    return part != "**" and not (_WILD | {"\\"}) & set(part)
+
+
+def simple_test(pattern: str) -> Callable[[str], bool] | None:
+    """A plain string test equivalent to the pattern's regex, for the shapes most policies are
+    made of: `**/name`, `**/dir/file`, `**/*.ext`, `**/dir/**`, `/abs/path`, `/abs/dir/**`
+    (literal components); None for anything else. Paths given to it are normalised."""
+    parts = [p for p in pattern.split("/") if p]
+    if not parts:
+        return None
+    if pattern.startswith("/"):
+        if all(_literal(p) for p in parts):
+            exact = "/" + "/".join(parts)
+            return lambda path: path == exact
+        if len(parts) > 1 and parts[-1] == "**" and all(_literal(p) for p in parts[:-1]):
+            head = "/" + "/".join(parts[:-1]) + "/"
+            return lambda path: len(path) > len(head) and path.startswith(head)
+        return None
+    if parts[0] == "**":
+        parts = parts[1:]
+    if not parts:
+        return None
+    if all(_literal(p) for p in parts):
+        tail = "/".join(parts)
+        slash_tail = "/" + tail
+        return lambda path: path == tail or path.endswith(slash_tail)
+    if len(parts) == 1 and parts[0] != "**" and parts[0].startswith("*") \
+            and _literal(parts[0].lstrip("*")):
+        suffix = parts[0].lstrip("*")   # `*` never crosses '/', and the suffix has none
+        return lambda path: path.endswith(suffix)
+    if len(parts) > 1 and parts[-1] == "**" and all(_literal(p) for p in parts[:-1]):
+        inner = "/" + "/".join(parts[:-1]) + "/"
+
+        def below(path: str) -> bool:
+            i = ("/" + path).find(inner)   # the first occurrence leaves the most after it
+            return i >= 0 and i + len(inner) < len(path) + 1
+        return below
+    return None
+
+
+def _regex_test(regex: re.Pattern[str], literal: str) -> Callable[[str], bool]:
+    def test(path: str) -> bool:
+        return literal in path and regex.match(path) is not None
+    return test
+
+
 class GlobSet:
     """An ordered set of globs. A path is tried only against the patterns whose literal key
     (literal_key) it shows, plus those that have none, in the set's order: a few dict lookups
@@ -169,7 +216,11 @@ class GlobSet:
         self._last_path: str | None = None
         self._last: str | None = None
         self._res = [compile_glob(p) for p in self.patterns]
-        self._literals = [required_literal(p) for p in self.patterns]
+        # Per pattern: a string test where its shape allows, else a substring prefilter
+        # (required_literal) and then the regex.
+        self._tests: list[Callable[[str], bool]] = []
+        for p, r in zip(self.patterns, self._res):
+            self._tests.append(simple_test(p) or _regex_test(r, required_literal(p)))
         self._always: list[int] = []
         self._base: dict[str, list[int]] = {}     # literal basename -> patterns
         self._dir: dict[str, list[int]] = {}      # literal parent name -> patterns
@@ -216,9 +267,8 @@ class GlobSet:
         candidates = self._candidates(norm)
         if len(candidates) > 1:
             candidates.sort()   # the first pattern in the set's order wins
-        lits, res = self._literals, self._res
-        found = next((self.patterns[i] for i in candidates
-                      if lits[i] in norm and res[i].match(norm)), None)
+        tests = self._tests
+        found = next((self.patterns[i] for i in candidates if tests[i](norm)), None)
         self._last_path, self._last = path, found
         return found
 

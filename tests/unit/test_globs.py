@@ -164,3 +164,29 @@ def test_globset_prefilters_agree_with_regexes_on_random_globs() -> None:
                 assert gs.match(path) == want, (pats, path)
                 checked += 1
     assert checked > 20000
+
+
+def test_simple_string_tests_agree_with_regexes() -> None:
+    """simple_test's shapes (`**/name`, `**/*.ext`, `**/dir/**`, `/abs`, `/abs/**`) decide as
+    the pattern's regex does, on paths made of the same pieces."""
+    import random
+
+    from bee_trace.globs import compile_glob, simple_test
+
+    rng = random.Random(5)
+    tokens = ["a", "b", ".", "*", "**", "/", "ab", "/**", "**/", "/a/"]
+    used = 0
+    for _ in range(4000):
+        pat = "".join(rng.choice(tokens) for _ in range(rng.randint(1, 6)))
+        test = simple_test(pat)
+        if test is None:
+            continue
+        used += 1
+        regex = compile_glob(pat)
+        for _ in range(20):
+            path = "/".join(rng.choice(["a", "b", "ab", ".a", "a.b", "", "**"])
+                            for _ in range(rng.randint(1, 5)))
+            norm = re.sub(r"/{2,}", "/", path)
+            assert test(norm) == (regex.match(norm) is not None), (pat, norm)
+    assert used > 1000
+
