@@ -282,10 +282,15 @@ class Object:
         _take_log()
         self._ptr: int | None = _check_ptr(_lib.bpf_object__open_file(path.encode(), None), f"open {path}")
         self.path = path
+        self._maps: dict[str, Map] = {}
 
     def map(self, name: str) -> Map:
-        ptr = _check_ptr(_lib.bpf_object__find_map_by_name(self._ptr, name.encode()), f"find map {name}")
-        return Map(ptr, name)
+        m = self._maps.get(name)   # the pipeline asks for some maps on every step
+        if m is None:
+            ptr = _check_ptr(_lib.bpf_object__find_map_by_name(self._ptr, name.encode()),
+                             f"find map {name}")
+            m = self._maps[name] = Map(ptr, name)
+        return m
 
     def maps(self) -> list[Map]:
         out: list[Map] = []
@@ -309,6 +314,7 @@ class Object:
 
     def close(self) -> None:
         if self._ptr:
+            self._maps.clear()     # their pointers die with the object
             _lib.bpf_object__close(self._ptr)
             self._ptr = None
 

@@ -328,16 +328,16 @@ class Kernel:
     def counters_per_cpu(self) -> np.ndarray:
         """struct counters for each possible CPU."""
         assert self._obj is not None
-        m = self._obj.map("counters")
-        stride = (R.counters_dtype.itemsize + 7) & ~7
-        raw = m.lookup(_KEY0, stride * self.ncpus)
+        raw = self._obj.map("counters").lookup(_KEY0, _PER_CPU_COUNTERS.itemsize * self.ncpus)
         if raw is None:
-            return np.zeros(self.ncpus, dtype=R.counters_dtype)
-        arr = np.frombuffer(raw, dtype=np.uint8).reshape(self.ncpus, stride)[:, :R.counters_dtype.itemsize]
-        return np.ascontiguousarray(arr).view(R.counters_dtype).reshape(self.ncpus)
+            return np.zeros(self.ncpus, dtype=_PER_CPU_COUNTERS)
+        return np.frombuffer(raw, dtype=_PER_CPU_COUNTERS)
 
 
 _KEY0 = bytes(ctypes.c_uint32(0))
+# A per-CPU map's value is one 8-aligned slot per CPU: struct counters fills its slot exactly.
+_PER_CPU_COUNTERS = R.counters_dtype
+assert _PER_CPU_COUNTERS.itemsize % 8 == 0
 
 
 def cgroup2_root() -> str:

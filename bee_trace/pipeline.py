@@ -10,8 +10,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from . import patterns
 from . import records as R
 from .classify import classify, meets
@@ -26,9 +24,9 @@ from .kernel import Kernel, check_min_kernel
 from .loss import LossSummary, lane_losses, read_egress_counters, total_drops, uncounted_gaps
 from .record_view import RecordView
 from .replay import Replay
-from .ringbuf import RingReader, RingSet
+from .ringbuf import H_CPU, H_FLAGS, H_SEQ, H_TGID, H_TID, H_TS, H_TYPE, Batch, RingReader, RingSet
 from .sinks import Run, Sink, as_sink
-from .templates import TemplateCache, template_keys
+from .templates import TemplateCache, template_key
 from .verdict import StallWatch, decide
 
 SPILL_MIN = 65536             # spill map entries (allocated only as used)
@@ -244,50 +242,48 @@ class Pipeline:
         return self._summary
 
     # -- processing --------------------------------------------------------------------------
-    def handle_batch(self, batch: np.ndarray) -> None:
-        """Columns are pulled out once per batch; a record that reports the same thing as one
-        already seen (same process, path or destination, flags) reuses that event's decoded,
-        confirmed and classified template. Consecutive records of one template go to the sinks
-        as one run, so a flood costs a few list operations per record."""
+    def handle_batch(self, batch: Batch) -> None:
+        """A record that reports the same thing as one already seen (same process, path or
+        destination, flags) reuses that event's decoded, confirmed and classified template.
+        Consecutive records of one template go to the sinks as one run, so a flood costs a few
+        list operations per record; the others are decoded from views of the batch's bytes."""
+        if not batch.headers:
+            return
         self.stats.received += len(batch)
-        h = batch["h"]
-        self.stall.observe(h["ts_ns"], time.clock_gettime_ns(time.CLOCK_BOOTTIME))
-        types = h["type"].tolist()
-        keys, tgids = template_keys(batch, types)
-        per_record = list(zip(h["ts_ns"].tolist(), h["tid"].tolist(), h["cpu"].tolist(),
-                              h["seq"].tolist()))
+        self.stall.observe(min(t[H_TS] for t in batch.headers),
+                           time.clock_gettime_ns(time.CLOCK_BOOTTIME))
+        raw = batch.raw
+        templates, rejected = self.templates.templates, self.templates.rejected
         run_template: Event | None = None
         rows: list = []
-        raw: bytes | None = None  # the batch's bytes, for views of the records decoded
-        for i, kind in enumerate(types):
-            key = keys[i]
+        for t, off in zip(batch.headers, batch.offsets):
+            kind = t[H_TYPE]
+            key = template_key(raw, off, kind, t[H_FLAGS])
             if key is not None:
-                template = self.templates.templates.get(key)
+                template = templates.get(key)
                 if template is not None:
                     if template is not run_template:
                         if rows:
                             self.emit_run(run_template, rows)  # type: ignore[arg-type]
                         run_template, rows = template, []
-                    rows.append(per_record[i])
+                    rows.append((t[H_TS], t[H_TID], t[H_CPU], t[H_SEQ]))
                     continue
-                reason = self.templates.rejected.get(key)
+                reason = rejected.get(key)
                 if reason is not None:
                     self.stats.rejected[reason] += 1
                     continue
             if rows:  # keep the output in record order
                 self.emit_run(run_template, rows)  # type: ignore[arg-type]
                 run_template, rows = None, []
-            if raw is None:
-                raw = batch.tobytes()
-            ev = decode_record(RecordView(raw, i * R.EVENT_SIZE), self.ctx)
+            ev = decode_record(RecordView(raw, off), self.ctx)
             if kind in (R.EV_EXEC, R.EV_EXIT):
                 # New exe/ancestry.
-                self.templates.forget(tgids[i])
+                self.templates.forget(t[H_TGID])
             if ev is None:
                 continue
             reason = self.handle_event(ev)
             if key is not None:
-                self.templates.remember(key, tgids[i], ev, reason)
+                self.templates.remember(key, t[H_TGID], ev, reason)
         if rows:
             self.emit_run(run_template, rows)  # type: ignore[arg-type]
 

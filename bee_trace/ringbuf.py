@@ -1,4 +1,5 @@
-"""BPF ring buffer reader over our own mmap: a whole pending region becomes one numpy array.
+"""BPF ring buffer reader over our own mmap: a whole pending region is copied out at once and its
+record headers unpacked in one struct call.
 
 Layout of a BPF_MAP_TYPE_RINGBUF mapping: page 0 holds the consumer position (we write it),
 page 1 the producer position, then the data pages mapped twice in a row so a region that wraps is
@@ -10,24 +11,72 @@ from __future__ import annotations
 
 import mmap
 import select
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import records as R
+from .record_view import HEADER, RecordView
 
-_BUSY = np.uint32(1 << 31)
-_DISCARD = np.uint32(1 << 30)
+_BUSY = 1 << 31
+_DISCARD = 1 << 30
 _PAGE = mmap.PAGESIZE
 _HEADER = R.RING_STRIDE - R.EVENT_SIZE  # the ring's own 8-byte record header
-
-
-_EMPTY = np.empty(0, dtype=R.event_dtype)
-_EMPTY.flags.writeable = False
+# One struct per record slot: the ring's len word, then the event header (record_view.HEADER),
+# the rest skipped. struct.iter_unpack turns a whole region into header tuples in one C call.
+_SCAN = struct.Struct(f"<I{_HEADER - 4}x" + HEADER.struct.format.lstrip("<")
+                      + f"{R.RING_STRIDE - _HEADER - HEADER.struct.size}x")
+assert _SCAN.size == R.RING_STRIDE
+_LEN = struct.Struct("<I")
+# Header tuple positions (tuple[0] is the ring's len word).
+H = {name: i + 1 for i, name in enumerate(HEADER.names)}
+H_TYPE, H_FLAGS, H_CPU, H_SEQ, H_TS, H_TGID, H_TID = (
+    H[n] for n in ("type", "flags", "cpu", "seq", "ts_ns", "tgid", "tid"))
 
 
 class RingError(RuntimeError):
     pass
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records read in one go: the ring region's bytes and, per record kept, its header tuple
+    (positions H_*) and where the record starts in `raw`."""
+
+    raw: bytes
+    headers: list[tuple] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, events: np.ndarray) -> Batch:
+        """A batch of records given as a numpy array (tests, tools), as a ring read gives it."""
+        stride = R.RING_STRIDE
+        slots = np.zeros(len(events), dtype=R.ring_record_dtype)
+        slots["len"] = R.EVENT_SIZE
+        slots["ev"] = events
+        raw = slots.tobytes()
+        return cls(raw, list(_SCAN.iter_unpack(raw)), list(range(_HEADER, len(raw), stride)))
+
+    def __len__(self) -> int:
+        return len(self.headers)
+
+    def view(self, i: int) -> RecordView:
+        return RecordView(self.raw, self.offsets[i])
+
+    @property
+    def events(self) -> np.ndarray:
+        """The records as a numpy array (tests, tools; the pipeline reads views)."""
+        if not self.headers:
+            return np.empty(0, dtype=R.event_dtype)
+        return np.frombuffer(b"".join(self.raw[o:o + R.EVENT_SIZE] for o in self.offsets),
+                             dtype=R.event_dtype)
+
+    def __getitem__(self, part: str) -> np.ndarray:
+        return self.events[part]
+
+
+_EMPTY = Batch(b"")
 
 
 @dataclass
@@ -36,22 +85,23 @@ class SeqTracker:
     `max_seq - received` is the number of records the kernel numbered but never delivered."""
 
     ncpus: int
-    max_seq: np.ndarray = field(init=False)
-    received: np.ndarray = field(init=False)
+    max_seq: list[int] = field(init=False)
+    received: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.max_seq = np.zeros(self.ncpus, dtype=np.uint64)
-        self.received = np.zeros(self.ncpus, dtype=np.uint64)
+        self.max_seq = [0] * self.ncpus
+        self.received = [0] * self.ncpus
 
-    def observe(self, events: np.ndarray) -> None:
-        if not len(events):
-            return
-        cpu = events["h"]["cpu"].astype(np.intp)
-        np.maximum.at(self.max_seq, cpu, events["h"]["seq"])
-        np.add.at(self.received, cpu, np.uint64(1))
+    def observe(self, headers: list[tuple]) -> None:
+        max_seq, received = self.max_seq, self.received
+        for t in headers:
+            cpu, seq = t[H_CPU], t[H_SEQ]
+            if seq > max_seq[cpu]:
+                max_seq[cpu] = seq
+            received[cpu] += 1
 
     def missing(self) -> int:
-        return int((self.max_seq - self.received).sum())
+        return sum(self.max_seq) - sum(self.received)
 
 
 class RingReader:
@@ -66,7 +116,6 @@ class RingReader:
         self._prod_mm = mmap.mmap(map_fd, _PAGE + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=_PAGE)
         self._cons = np.frombuffer(self._cons_mm, dtype="<u8", count=1)
         self._prod = np.frombuffer(self._prod_mm, dtype="<u8", count=1)
-        self._data = np.frombuffer(self._prod_mm, dtype=np.uint8, offset=_PAGE)
         self.seq = SeqTracker(ncpus)
         self.records = 0
         self.batches = 0
@@ -75,39 +124,45 @@ class RingReader:
         """Bytes produced but not yet consumed (the backpressure signal)."""
         return int(self._prod[0]) - int(self._cons[0])
 
-    def read_batch(self, max_records: int = 1 << 16) -> np.ndarray:
+    def read_batch(self, max_records: int = 1 << 16) -> Batch:
         """Copy out every committed record up to the first busy one and release their space."""
         cons = int(self._cons[0])
         prod = int(self._prod[0])
         if prod == cons:
             return _EMPTY
         n = min((prod - cons) // R.RING_STRIDE, max_records)
-        off = cons & self._mask
-        view = self._data[off:off + n * R.RING_STRIDE].view(R.ring_record_dtype)
-        lens = view["len"]
-        busy = (lens & _BUSY) != 0
-        if busy.any():
-            n = int(np.argmax(busy))
-            view, lens = view[:n], lens[:n]
-        if not n:
+        start = _PAGE + (cons & self._mask)   # contiguous to the end: the data is mapped twice
+        mm, stride = self._prod_mm, R.RING_STRIDE
+        # The len words first, the records after: a committed len (the kernel's release store)
+        # then guarantees a whole record on x86-64; one memcpy of the region could read a
+        # record's tail before its len.
+        keep = []
+        taken = 0
+        while taken < n:
+            length = _LEN.unpack_from(mm, start + taken * stride)[0]
+            if length & _BUSY:
+                break
+            if length & ~_DISCARD != R.EVENT_SIZE:
+                raise RingError("ring record of unexpected size: the BPF object and records.py disagree")
+            keep.append(not length & _DISCARD)
+            taken += 1
+        if not taken:
             return _EMPTY
-        if np.any((lens & ~(_BUSY | _DISCARD)) != R.EVENT_SIZE):
-            raise RingError("ring record of unexpected size: the BPF object and records.py disagree")
-        # A byte copy viewed as records: copying the structured field itself goes field by
-        # field through every union member (~50 µs even for one record).
-        rows = self._data[off:off + n * R.RING_STRIDE].reshape(n, R.RING_STRIDE)[:, _HEADER:]
-        keep = (lens & _DISCARD) == 0
-        if not keep.all():
-            rows = rows[keep]
-        events = np.frombuffer(rows.copy(), dtype=R.event_dtype)
-        self._cons[0] = cons + n * R.RING_STRIDE
-        self.seq.observe(events)
-        self.records += len(events)
+        raw = mm[start:start + taken * stride]
+        self._cons[0] = cons + taken * stride
+        headers = _SCAN.iter_unpack(raw)
+        if all(keep):
+            batch = Batch(raw, list(headers), list(range(_HEADER, taken * stride, stride)))
+        else:
+            batch = Batch(raw, [t for t, k in zip(headers, keep) if k],
+                          [i * stride + _HEADER for i, k in enumerate(keep) if k])
+        self.seq.observe(batch.headers)
+        self.records += len(batch)
         self.batches += 1
-        return events
+        return batch
 
     def close(self) -> None:
-        del self._cons, self._prod, self._data
+        del self._cons, self._prod
         self._cons_mm.close()
         self._prod_mm.close()
 

@@ -4,8 +4,6 @@ only the per-record fields (time, tid, cpu, seq) differ. Rejections are remember
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import records as R
 from .confirm import Reject
 from .event import Event
@@ -39,35 +37,41 @@ class TemplateCache:
 
 
 # Bytes of a record that differ between records reporting the same thing: lane, cpu, seq,
-# ts_ns and tid in the header. They are zeroed before the rest is used as the key.
-_PER_RECORD_BYTES = [R.field_span(R.header_dtype, "lane"), R.field_span(R.header_dtype, "cpu", "seq", "ts_ns"),
-                     R.field_span(R.header_dtype, "tid")]
+# ts_ns and tid in the header. The key is the record without them.
+_PER_RECORD_BYTES = sorted([R.field_span(R.header_dtype, "lane"),
+                            R.field_span(R.header_dtype, "cpu", "seq", "ts_ns"),
+                            R.field_span(R.header_dtype, "tid")])
 _HDR = R.header_dtype.itemsize
-_NET_LEN = R.net_dtype.itemsize
+_NET_END = _HDR + R.net_dtype.itemsize   # the rest of a network record's union is stale memory
+_DPORT = _HDR + R.field_offset(R.net_dtype, "dport")
+_DNS_PORT = R.DNS_PORT.to_bytes(2, "little")
 
 
-def template_keys(batch: np.ndarray, types: list[int]) -> tuple[list[bytes | None], list[int]]:
-    """Per record, the bytes that say what it reports (None where no template may be used:
-    long paths and differing caller strings span several records, DNS sends depend on their payload, other record types
-    are rare or change state), and its tgid. Built with whole-batch numpy operations."""
-    n = len(types)
-    h = batch["h"]
-    typ = h["type"]
-    use = np.zeros(n, dtype=bool)
-    raw = batch.view(np.uint8).reshape(n, -1)
-    is_file = typ == R.EV_FILE
-    if is_file.any():
-        # Records with continuations carry only the tail here: decode those one by one.
-        use |= is_file & ((h["flags"] & R.EVF_CHAINED) == 0)
-    is_net = typ == R.EV_NET
-    if is_net.any():
-        use |= is_net & (batch["u"]["net"]["dport"] != R.DNS_PORT)
-    tgids = h["tgid"].tolist()
-    if not use.any():
-        return [None] * n, tgids
-    raw = raw.copy()
+def _kept_spans(end: int) -> list[tuple[int, int]]:
+    spans, pos = [], 0
     for lo, hi in _PER_RECORD_BYTES:
-        raw[:, lo:hi] = 0
-    raw[is_net, _HDR + _NET_LEN:] = 0  # unused union bytes of network records are stale memory
-    keys = raw.view(f"V{raw.shape[1]}").ravel().tolist()
-    return [k if u else None for k, u in zip(keys, use.tolist())], tgids
+        spans.append((pos, lo))
+        pos = hi
+    spans.append((pos, end))
+    return [(lo, hi) for lo, hi in spans if hi > lo]
+
+
+_FILE_SPANS = _kept_spans(R.EVENT_SIZE)
+_NET_SPANS = _kept_spans(_NET_END)
+
+
+def template_key(raw: bytes, off: int, kind: int, flags: int) -> bytes | None:
+    """The bytes that say what the record at raw[off:] reports; None where no template may be
+    used: long paths and differing caller strings span several records, DNS sends depend on
+    their payload, other record types are rare or change state."""
+    if kind == R.EV_FILE:
+        if flags & R.EVF_CHAINED:   # only the tail is here: decode these one by one
+            return None
+        spans = _FILE_SPANS
+    elif kind == R.EV_NET:
+        if raw[off + _DPORT:off + _DPORT + 2] == _DNS_PORT:
+            return None
+        spans = _NET_SPANS
+    else:
+        return None
+    return b"".join([raw[off + lo:off + hi] for lo, hi in spans])

@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .escape import terminal
 
 if TYPE_CHECKING:
@@ -88,16 +86,17 @@ def decide(loss: LossSummary, *, tamper: dict[str, int] | None = None,
 
 class StallWatch:
     """The reader noticing its own stall: the longest a record waited in a ring before it was
-    read (record time vs. now at read time), one numpy min per batch."""
+    read (record time vs. now at read time), the oldest record of each batch."""
 
     def __init__(self, bound_s: float | None = STALL_BOUND_S) -> None:
         self.bound_ns = None if bound_s is None else int(bound_s * 1e9)
         self.longest_ns = 0
 
-    def observe(self, ts_ns: np.ndarray, now_ns: int) -> None:
-        if self.bound_ns is None or not len(ts_ns):
+    def observe(self, oldest_ns: int, now_ns: int) -> None:
+        """oldest_ns: the earliest record time of a batch."""
+        if self.bound_ns is None:
             return
-        wait = now_ns - int(ts_ns.min())
+        wait = now_ns - oldest_ns
         if wait > self.longest_ns:
             self.longest_ns = wait
 

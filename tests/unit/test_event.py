@@ -11,6 +11,7 @@ import numpy as np
 from bee_trace import records as R
 from bee_trace.event import EventFields
 from bee_trace.pipeline import Pipeline, PipelineOptions
+from bee_trace.ringbuf import Batch
 
 FIELDS = set(typing.get_type_hints(EventFields))
 
@@ -39,7 +40,7 @@ def _records() -> np.ndarray:
 def test_decoded_fields_are_declared() -> None:
     out: list[dict] = []
     pl = Pipeline(PipelineOptions(probes={"file_monitor", "memory_monitor", "network_monitor"}), [out.append])
-    pl.handle_batch(_records())
+    pl.handle_batch(Batch.of(_records()))
     assert {e["kind"] for e in out} == {"file", "memory", "network"}
     for ev in out:
         assert set(ev) <= FIELDS, set(ev) - FIELDS

@@ -11,6 +11,7 @@ import numpy as np
 from bee_trace import records as R
 from bee_trace.confirm import Reject
 from bee_trace.pipeline import Pipeline, PipelineOptions
+from bee_trace.ringbuf import Batch
 from bee_trace.sinks.jsonl import to_json_line
 
 
@@ -34,7 +35,7 @@ def test_repeated_opens_match_slow_path_output() -> None:
     pl = Pipeline(PipelineOptions(probes={"file_monitor"}), [out.append])
     paths = [b"/home/u/.ssh/id_rsa", b"/etc/hostname", b"/home/u/.ssh/id_rsa", b"/x/a.pem",
              b"/etc/hostname", b"/home/u/.ssh/id_rsa"]
-    pl.handle_batch(_batch(paths, os.getpid()))
+    pl.handle_batch(Batch.of(_batch(paths, os.getpid())))
     assert [e["path"] for e in out] == ["/home/u/.ssh/id_rsa", "/home/u/.ssh/id_rsa", "/x/a.pem",
                                         "/home/u/.ssh/id_rsa"]
     assert pl.stats.rejected[Reject.UNCONFIRMED] == 2  # /etc/hostname twice: once decoded, once from the cache
@@ -49,7 +50,7 @@ def test_repeated_opens_match_slow_path_output() -> None:
 def test_exec_forgets_the_process_templates() -> None:
     out: list[dict] = []
     pl = Pipeline(PipelineOptions(probes={"file_monitor"}), [out.append])
-    pl.handle_batch(_batch([b"/k/id_rsa"], os.getpid()))
+    pl.handle_batch(Batch.of(_batch([b"/k/id_rsa"], os.getpid())))
     assert len(pl.templates.templates) == 1
     pl.templates.forget(os.getpid())
     assert not pl.templates.templates
@@ -79,7 +80,7 @@ def _net_batch(n: int, tgid: int, dport: int = 443, name_hash: int = 0) -> np.nd
 def test_identical_connects_reuse_one_template_and_a_learned_name_is_another() -> None:
     out: list[dict] = []
     pl = Pipeline(PipelineOptions(probes={"network_monitor"}), [out.append])
-    pl.handle_batch(_net_batch(3, os.getpid()))
+    pl.handle_batch(Batch.of(_net_batch(3, os.getpid())))
     assert len(out) == 3 and len(pl.templates.templates) == 1
     lines = [json.loads(to_json_line(e)) for e in out]
     assert all(line["daddr"] == "93.184.216.34" and line["dport"] == 443 for line in lines)
@@ -87,5 +88,5 @@ def test_identical_connects_reuse_one_template_and_a_learned_name_is_another() -
     assert all(line["domain"] is None for line in lines)
     # The same destination taught by an answer: the record differs (flag, name hash), so it
     # does not reuse the unnamed template.
-    pl.handle_batch(_net_batch(1, os.getpid(), name_hash=5))
+    pl.handle_batch(Batch.of(_net_batch(1, os.getpid(), name_hash=5)))
     assert len(pl.templates.templates) == 2

@@ -12,6 +12,7 @@ from bee_trace import records as R
 from bee_trace.config import default_config
 from bee_trace.confirm import Reject
 from bee_trace.pipeline import Pipeline, PipelineOptions
+from bee_trace.ringbuf import Batch
 from bee_trace.sinks.chain import Visible as _Visible
 
 
@@ -41,7 +42,7 @@ def _run(batch: np.ndarray, cfg=None, **opts) -> tuple[list[dict], Pipeline]:
     out: list[dict] = []
     pl = Pipeline(PipelineOptions(probes={"file_monitor", "memory_monitor"},
                                   config=cfg or default_config(), **opts), [out.append])
-    pl.handle_batch(batch)
+    pl.handle_batch(Batch.of(batch))
     return out, pl
 
 

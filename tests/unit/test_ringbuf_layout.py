@@ -103,5 +103,5 @@ def test_sequence_gaps_are_per_cpu(ring) -> None:
     for seq in (1, 2, 3):
         k.put(seq, cpu=1)
     reader.read_batch()
-    assert reader.seq.max_seq.tolist() == [5, 3] and reader.seq.received.tolist() == [3, 3]
+    assert reader.seq.max_seq == [5, 3] and reader.seq.received == [3, 3]
     assert reader.seq.missing() == 2
