@@ -275,7 +275,7 @@ class Pipeline:
             if rows:  # keep the output in record order
                 self.emit_run(run_template, rows)  # type: ignore[arg-type]
                 run_template, rows = None, []
-            ev = decode_record(RecordView(raw, off), self.ctx)
+            ev = decode_record(RecordView(raw, off, t), self.ctx)
             if kind in (R.EV_EXEC, R.EV_EXIT):
                 # New exe/ancestry.
                 self.templates.forget(t[H_TGID])

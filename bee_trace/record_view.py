@@ -39,13 +39,26 @@ class Layout:
             self.names.append(name)
             pos = off + ft.itemsize
         self.struct = struct.Struct("".join(fmt))
+        self._strip_names = [self.names[i] for i in self._strip]
+        self._padded: dict[int, list[str]] = {}
         assert self.struct.size <= dtype.itemsize, dtype
 
     def unpack(self, buf: bytes | memoryview, offset: int) -> dict[str, Any]:
-        values = list(self.struct.unpack_from(buf, offset))
-        for i in self._strip:
-            values[i] = values[i].rstrip(b"\0")
-        return dict(zip(self.names, values))
+        return self.fields(self.struct.unpack_from(buf, offset))
+
+    def fields(self, values: tuple) -> dict[str, Any]:
+        """Unpacked values (in `names` order, extra leading ones skipped) as a dict."""
+        d = dict(zip(self._keys(len(values)), values))
+        for name in self._strip_names:
+            d[name] = d[name].rstrip(b"\0")
+        return d
+
+    def _keys(self, n: int) -> list[str]:
+        """Names for a tuple of n values whose last len(names) are this layout's."""
+        keys = self._padded.get(n)
+        if keys is None:
+            keys = self._padded[n] = [f"_{i}" for i in range(n - len(self.names))] + self.names
+        return keys
 
 
 HEADER = Layout(R.header_dtype)
@@ -74,8 +87,10 @@ class RecordView:
 
     __slots__ = ("h", "u")
 
-    def __init__(self, buf: bytes | memoryview, offset: int = 0) -> None:
-        self.h = HEADER.unpack(buf, offset)
+    def __init__(self, buf: bytes | memoryview, offset: int = 0, header: tuple | None = None) -> None:
+        """header: the record's header values when the caller unpacked them already (a ring
+        batch's tuples, which lead with the ring's len word)."""
+        self.h = HEADER.unpack(buf, offset) if header is None else HEADER.fields(header)
         self.u = Payload(buf, offset + _PAYLOAD_OFFSET)
 
     @classmethod

@@ -110,15 +110,27 @@ class FailSafe(Sink):
         try:
             write()
         except OSError as e:
-            self.broken = True
-            if not self.health.fail(self.name, e).reader_closed:
-                # What sat in the buffer may not have reached the file either.
-                self.failed += n + self._unflushed
+            self._broke(e, n)
             return
         self._unflushed = 0 if n == 0 else self._unflushed + n
 
+    def _broke(self, e: OSError, n: int) -> None:
+        self.broken = True
+        if not self.health.fail(self.name, e).reader_closed:
+            # What sat in the buffer may not have reached the file either.
+            self.failed += n + self._unflushed
+
     def __call__(self, ev: Event) -> None:
-        self._guard(lambda: self.sink(ev), 1)
+        # _guard inlined: this runs once per event.
+        if self.broken:
+            self.failed += 1
+            return
+        try:
+            self.sink(ev)
+        except OSError as e:
+            self._broke(e, 1)
+            return
+        self._unflushed += 1
 
     def emit_run(self, run: Run) -> None:
         self._guard(lambda: self.sink.emit_run(run), len(run))
