@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import struct
 
@@ -84,6 +85,8 @@ _sig("bpf_map_update_elem", ctypes.c_int, ctypes.c_int, _vp, _vp, ctypes.c_uint6
 _sig("bpf_map_delete_elem", ctypes.c_int, ctypes.c_int, _vp)
 _sig("bpf_map_lookup_and_delete_elem", ctypes.c_int, ctypes.c_int, _vp, _vp)
 _sig("bpf_map_get_next_key", ctypes.c_int, ctypes.c_int, _vp, _vp)
+_sig("bpf_map_lookup_batch", ctypes.c_int, ctypes.c_int, _vp, _vp, _vp, _vp,
+     ctypes.POINTER(ctypes.c_uint32), _vp)
 _sig("bpf_prog_test_run_opts", ctypes.c_int, ctypes.c_int, ctypes.POINTER(_TestRunOpts))
 _sig("libbpf_num_possible_cpus", ctypes.c_int)
 _sig("libbpf_probe_bpf_prog_type", ctypes.c_int, ctypes.c_int, _vp)
@@ -185,6 +188,35 @@ class Map:
         if _lib.bpf_map_lookup_and_delete_elem(self.fd, ctypes.c_char_p(key), value) < 0:
             return None
         return value.raw
+
+    def items(self, key_len: int, value_len: int, chunk: int = 4096) -> tuple[bytes, bytes, int]:
+        """Every entry (keys concatenated, values concatenated, count) in a few
+        BPF_MAP_LOOKUP_BATCH calls instead of a get_next_key + lookup pair per entry. value_len
+        is a whole value (all CPUs' slots for a per-CPU map). Entries added or removed meanwhile
+        may or may not appear, as with a walk."""
+        keys, values = [], []
+        total = 0
+        token_in: ctypes.Array[ctypes.c_char] | None = None
+        while True:
+            token_out = ctypes.create_string_buffer(max(key_len, 8))
+            kbuf = ctypes.create_string_buffer(key_len * chunk)
+            vbuf = ctypes.create_string_buffer(value_len * chunk)
+            count = ctypes.c_uint32(chunk)
+            rc = _lib.bpf_map_lookup_batch(self.fd, token_in, token_out, kbuf, vbuf,
+                                           ctypes.byref(count), None)
+            err = ctypes.get_errno() if rc < 0 else 0
+            if err == errno.ENOSPC and not count.value:
+                chunk *= 2   # one hash bucket holds more entries than a chunk: retry larger
+                continue
+            if rc < 0 and err != errno.ENOENT:
+                raise LibbpfError(f"batch lookup of {self.name}", err)
+            n = count.value
+            keys.append(kbuf.raw[:key_len * n])
+            values.append(vbuf.raw[:value_len * n])
+            total += n
+            if rc < 0:   # ENOENT: that was the last chunk
+                return b"".join(keys), b"".join(values), total
+            token_in = token_out
 
     def keys(self, key_len: int) -> list[bytes]:
         out: list[bytes] = []

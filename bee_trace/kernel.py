@@ -10,6 +10,7 @@ import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -211,7 +212,7 @@ class Kernel:
         assert self._obj is not None
         return self._obj.map(name).fd
 
-    def map(self, name: str) -> object:
+    def map(self, name: str) -> Map:
         """A map of the loaded object (libbpf Map: update, lookup, keys)."""
         assert self._obj is not None
         return self._obj.map(name)
@@ -249,17 +250,14 @@ class Kernel:
     def fold_counts(self) -> dict[tuple[int, int, int, int], int]:
         """Cumulative counts of critical events folded in the kernel, by fold key."""
         assert self._obj is not None
-        m = self._obj.map("crit_fold")
-        out = {}
-        for raw_key in m.keys(R.fold_key_dtype.itemsize):
-            raw = m.lookup(raw_key, R.fold_value_dtype.itemsize)
-            if raw is None:
-                continue
-            k = np.frombuffer(raw_key, dtype=R.fold_key_dtype)[0]
-            count = int(np.frombuffer(raw, dtype=R.fold_value_dtype)[0]["count"])
-            if count:
-                out[(int(k["tgid"]), int(k["type"]), int(k["a"]), int(k["b"]))] = count
-        return out
+        raw_keys, raw_values, n = self._obj.map("crit_fold").items(R.fold_key_dtype.itemsize,
+                                                                   R.fold_value_dtype.itemsize)
+        if not n:
+            return {}
+        k = np.frombuffer(raw_keys, dtype=R.fold_key_dtype)
+        counts = np.frombuffer(raw_values, dtype=R.fold_value_dtype)["count"].tolist()
+        return {key: c for key, c in zip(zip(k["tgid"].tolist(), k["type"].tolist(), k["a"].tolist(),
+                                             k["b"].tolist()), counts) if c}
 
     def watch_inode(self, dev: int, ino: int) -> bool:
         """Report every open of this inode (kernel dev encoding), whatever its name. False when
@@ -299,19 +297,17 @@ class Kernel:
         """Every aggregation entry: (key, cumulative count summed over CPUs, a CPU's value with
         the window's sample)."""
         assert self._obj is not None
-        m = self._obj.map("agg")
-        stride = (R.agg_value_dtype.itemsize + 7) & ~7
-        out = []
-        for raw_key in m.keys(R.agg_key_dtype.itemsize):
-            raw = m.lookup(raw_key, stride * self.ncpus)
-            if raw is None:
-                continue
-            per_cpu = np.frombuffer(raw, dtype=np.uint8).reshape(self.ncpus, stride)
-            vals = np.ascontiguousarray(per_cpu[:, :R.agg_value_dtype.itemsize]).view(R.agg_value_dtype).reshape(-1)
-            sample = vals[int(np.argmax(vals["window_start"]))]
-            key = np.frombuffer(raw_key, dtype=R.agg_key_dtype)[0]
-            out.append((key, int(vals["count"].sum()), sample))
-        return out
+        slot = _per_cpu_slot(R.agg_value_dtype)
+        raw_keys, raw_values, n = self._obj.map("agg").items(R.agg_key_dtype.itemsize,
+                                                             slot.itemsize * self.ncpus)
+        if not n:
+            return []
+        keys = np.frombuffer(raw_keys, dtype=R.agg_key_dtype)
+        vals = np.frombuffer(raw_values, dtype=slot).reshape(n, self.ncpus)
+        counts = vals["count"].sum(axis=1).tolist()
+        newest = np.argmax(vals["window_start"], axis=1)   # the CPU holding the window's sample
+        samples = vals[np.arange(n), newest]
+        return [(keys[i], counts[i], samples[i]) for i in range(n)]
 
     def set_blocked(self, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> None:
         """The block list (LPM tries): looked up by the connect tracepoint and cgroup hooks."""
@@ -335,9 +331,18 @@ class Kernel:
 
 
 _KEY0 = bytes(ctypes.c_uint32(0))
-# A per-CPU map's value is one 8-aligned slot per CPU: struct counters fills its slot exactly.
-_PER_CPU_COUNTERS = R.counters_dtype
-assert _PER_CPU_COUNTERS.itemsize % 8 == 0
+
+
+def _per_cpu_slot(dtype: np.dtype) -> np.dtype:
+    """A per-CPU map's value holds one 8-aligned slot per CPU: the struct padded to its slot."""
+    names = list(dtype.names or ())
+    fields: Any = dtype.fields or {}
+    spec: Any = {"names": names, "formats": [fields[n][0] for n in names],
+                 "offsets": [fields[n][1] for n in names], "itemsize": (dtype.itemsize + 7) & ~7}
+    return np.dtype(spec)
+
+
+_PER_CPU_COUNTERS = _per_cpu_slot(R.counters_dtype)
 
 
 def cgroup2_root() -> str:

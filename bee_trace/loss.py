@@ -173,13 +173,13 @@ def read_egress_counters(kernel: Kernel) -> dict[str, int]:
     except Exception:  # noqa: BLE001 - network monitor off: no egress maps to read
         return {}
     stride = (R.egress_counters_dtype.itemsize + 7) & ~7
-    raw = m.lookup(b"\0\0\0\0", stride * kernel.ncpus)  # type: ignore[attr-defined]
+    raw = m.lookup(b"\0\0\0\0", stride * kernel.ncpus)
     if raw is None:
         return {}
     arr = np.frombuffer(raw, dtype=np.uint8).reshape(kernel.ncpus, stride)[:, :R.egress_counters_dtype.itemsize]
     per_cpu = np.ascontiguousarray(arr).view(R.egress_counters_dtype).reshape(-1)
     out = {n: int(per_cpu[n].sum()) for n in R.EGRESS_COUNTERS}
-    present = len(kernel.map("learned").keys(R.addr_key_dtype.itemsize))  # type: ignore[attr-defined]
+    present = len(kernel.map("learned").keys(R.addr_key_dtype.itemsize))
     out["learned_present"] = present
     out["learned_evicted"] = max(0, out["learned_new"] - present)
     return out

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bee_trace import records as R
 from bee_trace.config import default_config
 
 
@@ -102,6 +103,28 @@ def test_aggregation_of_identical_events_adds_up_exactly(monitor) -> None:
     loss = mon.pipeline.loss_summary().to_json()
     assert loss["aggregated_unreported"] == 0
     assert loss["lanes"]["bulk"]["attempted"] < n / 10  # ring traffic cut by >= 10x
+
+
+def test_batch_lookup_of_a_map_returns_what_a_key_walk_returns(monitor) -> None:
+    """Map.items (BPF_MAP_LOOKUP_BATCH, the aggregation and fold tables' reader) against a
+    get_next_key walk of the same per-CPU table, in one chunk and in chunks of one entry."""
+    mon = monitor({"network_monitor"}, config=_config(window_ms=600_000), adaptive=False)
+    ports = [_closed_port() for _ in range(20)]
+    code = "".join(_connect_flood(20, p) for p in ports)
+    subprocess.run([sys.executable, "-c", code], check=True)
+    mon.settle(0.3)
+    agg = mon.pipeline.kernel.map("agg")
+    key_len = R.agg_key_dtype.itemsize
+    value_len = ((R.agg_value_dtype.itemsize + 7) & ~7) * mon.pipeline.kernel.ncpus
+    walked = set(agg.keys(key_len))
+    assert len(walked) >= len(ports)
+    for chunk in (4096, 1):
+        keys, values, n = agg.items(key_len, value_len, chunk=chunk)
+        assert len(keys) == n * key_len and len(values) == n * value_len
+        assert {keys[i * key_len:(i + 1) * key_len] for i in range(n)} == walked
+    counts = {int(k["key"]): c for k, c, _ in mon.pipeline.kernel.agg_counts()
+              if int(k["tgid"]) != 0}
+    assert len(counts) >= len(ports)
 
 
 def _blocking_config(mode: str):
