@@ -1,0 +1,56 @@
+"""The bench's sink accounting: delivered is the sum of `count`, and latency is timed only on
+records that came through a ring (never on fold counts, aggregation summaries or spilled events)."""
+
+from __future__ import annotations
+
+from bee_trace.bench.tally import Tally, count_of, origin
+
+NOW = 10_000_000_000
+
+
+def _ev(**kw):
+    return {"comm": "loadgen", "kind": "file", "lane": "critical", "boot_ns": NOW - 1_000, **kw}
+
+
+def test_origin_tells_ring_records_from_summaries_and_spills():
+    assert origin(_ev()) == "ring"
+    assert origin(_ev(count=40, aggregated=True)) == "folded"
+    # a fold rebuilt from the kernel's key has no lane
+    assert origin({"kind": "file", "count": 3, "aggregated": True}) == "folded"
+    assert origin(_ev(kind="network", lane="bulk", count=9, aggregated=True)) == "aggregated"
+    assert origin(_ev(late=True, count=5)) == "late"
+    assert (count_of(_ev()), count_of(_ev(count=7)), count_of(_ev(count=None))) == (1, 7, 1)
+
+
+def test_fold_summaries_count_their_count_and_are_not_timed():
+    t = Tally(["file"], "loadgen")
+    t.event(_ev(), NOW)                                            # first of its window: timed
+    # the fold count of that window: the first event's time, a second later
+    t.event(_ev(count=1999, aggregated=True, boot_ns=NOW - 1_000), NOW + 1_000_000_000)
+    t.event(_ev(late=True, count=3), NOW)                          # spilled: counted, not timed
+    t.run(_ev(), [NOW - 2_000, NOW - 3_000], NOW)                  # ring records of one template
+    r = t.result()
+    assert r["delivered"] == 1 + 1999 + 3 + 2 and r["records"] == 5
+    assert r["by_comm"] == {"loadgen": 2005} and r["records_by_comm"] == {"loadgen": 5}
+    assert r["by_origin"] == {"ring": 3, "folded": 1999, "aggregated": 0, "late": 3}
+    assert r["records_by_origin"] == {"ring": 3, "folded": 1, "aggregated": 0, "late": 1}
+    lat = r["latency"]["file"]
+    assert lat["n"] == 3 and lat["max_ns"] == 3_000          # the 1 s fold age is not a sample
+    assert r["by_comm_kind"] == {}                             # only when asked
+
+
+def test_only_the_named_process_and_kinds_are_timed_but_all_are_counted():
+    t = Tally(["file"], "loadgen-crit", by_comm_kind=True, max_samples=2)
+    t.event(_ev(), NOW)                                            # other comm: not timed
+    t.event(_ev(comm="loadgen-crit"), NOW)
+    t.event(_ev(comm="loadgen-crit", kind="network", lane="bulk"), NOW)   # kind not timed
+    t.run(_ev(comm="loadgen-crit"), [NOW - 5, NOW - 6, NOW - 7], NOW)    # capped at 2 samples
+    t.run(_ev(comm="loadgen-crit", count=4), [NOW], NOW)           # a run's template with count
+    r = t.result()
+    assert r["latency"]["file"]["n"] == 2 and r["bulk_share"] == {"file": 0.0}
+    assert r["by_comm_kind"] == {"loadgen-crit/file": 8, "loadgen/file": 1,
+                                 "loadgen-crit/network": 1}
+    assert r["records_by_comm_kind"]["loadgen-crit/file"] == 5
+    assert r["records_by_origin"]["ring"] == 6 and r["by_origin"]["ring"] == 9   # loadgen-crit only
+    assert Tally([], None).result()["latency"] == {}
+
