@@ -1,8 +1,10 @@
 """The bench's sink accounting: delivered is the sum of `count`, and latency is timed only on
-records that came through a ring (never on fold counts, aggregation summaries or spilled events)."""
+records that came through a ring (never on fold counts, aggregation summaries or spilled events),
+plus the per-rate accounting of row 4 built on it."""
 
 from __future__ import annotations
 
+from bee_trace.bench.rows.throughput import rate_point
 from bee_trace.bench.tally import Tally, count_of, origin
 
 NOW = 10_000_000_000
@@ -53,4 +55,23 @@ def test_only_the_named_process_and_kinds_are_timed_but_all_are_counted():
     assert r["records_by_comm_kind"]["loadgen-crit/file"] == 5
     assert r["records_by_origin"]["ring"] == 6 and r["by_origin"]["ring"] == 9   # loadgen-crit only
     assert Tally([], None).result()["latency"] == {}
+
+
+def _trial(delivered, generated=3000, ring=3, summaries=3, p99=5e4, n=3, dropped=0):
+    # the generator's process event (exec) is not one of the opens it offered
+    return {"achieved_rate": 1000.0, "generated": generated, "delivered": delivered + 1,
+            "by_comm_kind": {"loadgen/file": delivered, "loadgen/process": 1},
+            "records_by_comm_kind": {"loadgen/file": ring + summaries},
+            "records_by_origin": {"ring": ring, "folded": summaries},
+            "dropped": dropped, "policy_drops": 0, "foreign_events": 0, "loss_percent": 0.0,
+            "agent": {"cpu_percent": 1.0}, "latency": {"file": {"n": n, "p99_ns": p99}}}
+
+
+def test_rate_point_uses_the_sum_of_count_and_ring_latency():
+    p = rate_point(1000, [_trial(3000), _trial(3000, p99=7e4), _trial(3000, p99=6e4)], "file")
+    assert p["delivered"] == 3000 and p["all_delivered"] and p["delivered_per_s"] == 1000.0
+    assert (p["ring_records"], p["summary_records"], p["latency_n"], p["records"]) == (3, 3, 3, 6)
+    assert p["latency_p99_ns"] == 6e4
+    assert not rate_point(1000, [_trial(3000), _trial(2999)], "file")["all_delivered"]
+    assert rate_point(1000, [_trial(3000)], "network")["latency_p99_ns"] is None
 
