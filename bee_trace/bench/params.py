@@ -22,7 +22,8 @@ class Params:
         self.distinct_rates = ([1_000, 10_000, 30_000, 100_000] if quick else
                                [1_000, 3_000, 10_000, 30_000, 50_000, 100_000])
         self.distinct_seconds = 1.0 if quick else 3.0
-        self.latency_rate = 200
+        self.latency_rate = 200                       # bulk lane (loopback connects)
+        self.latency_crit_rates = [200, 1_000, 10_000]  # critical lane: distinct watched files
         self.latency_seconds = 2.0 if quick else 5.0
         self.idle_seconds = 3.0 if quick else 10.0
         self.load_seconds = 2.0 if quick else 5.0

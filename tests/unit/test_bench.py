@@ -131,13 +131,17 @@ def test_render_reports_unavailable_rows():
         "rows": {
             "connect": {"unavailable": "network monitor not built"},
             "latency": {"rate": 200, "seconds": 2.0,
-                        "critical": {"n": 3, "p50_ns": 1e5, "p95_ns": 2e5, "p99_ns": 3e5, "dropped": 0},
+                        "critical_rates": [{"target_rate": 1000, "n": 3, "p50_ns": 1e5, "p95_ns": 2e5,
+                                            "p99_ns": 3e5, "max_ns": 4e5, "offered": 4,
+                                            "delivered": 4, "late": 1, "lost": 0,
+                                            "lost_by_cause": {}}],
                         "bulk": {"unavailable": "no bulk-lane events"}},
         },
     }
     text = render(results)
     assert "network monitor not built" in text
-    assert "| critical |      3 |    100 |    200 |    300 |" in text
+    assert "| critical, 1.0k/s |            3 |    100 |    200 |    300 |    400 |" in text
+    assert "delivered 4 of 4, 1 spilled (late, not timed), lost 0" in text
     assert "no bulk-lane events" in text
 
 

@@ -1,9 +1,10 @@
 """The bench's sink accounting: delivered is the sum of `count`, and latency is timed only on
 records that came through a ring (never on fold counts, aggregation summaries or spilled events),
-plus the per-rate accounting of row 4 built on it."""
+plus the per-rate accounting of rows 4 and 6 built on it."""
 
 from __future__ import annotations
 
+from bee_trace.bench.rows.latency import critical_point
 from bee_trace.bench.rows.throughput import rate_point
 from bee_trace.bench.tally import Tally, count_of, origin
 
@@ -75,3 +76,15 @@ def test_rate_point_uses_the_sum_of_count_and_ring_latency():
     assert not rate_point(1000, [_trial(3000), _trial(2999)], "file")["all_delivered"]
     assert rate_point(1000, [_trial(3000)], "network")["latency_p99_ns"] is None
 
+
+def test_critical_point_counts_late_and_lost_apart_from_timed():
+    r = {"target_rate": 1000, "achieved_rate": 999.0, "generated": 5000, "dropped": 2,
+         "foreign_events": 0, "agent": {"cpu_percent": 50.0},
+         "latency": {"file": {"n": 4900, "p99_ns": 8e5}},
+         "by_comm_kind": {"loadgen/file": 4998, "cat/file": 1},
+         "by_origin": {"ring": 4900, "late": 98, "folded": 0},
+         "summary": {"dropped": {"spill_full": 2}, "verdict": "degraded"}}
+    p = critical_point(r)
+    assert (p["offered"], p["delivered"], p["late"], p["n"]) == (5000, 4998, 98, 4900)
+    assert p["lost"] == 2 and p["lost_by_cause"] == {"spill_full": 2}
+    assert p["verdict"] == "degraded" and p["p99_ns"] == 8e5
