@@ -33,8 +33,9 @@ def measure(b: Bench, crit: str = "files") -> dict[str, Any]:
             "report_loopback": True, "unlimited": True,
             "ring_bulk_bytes": b.p.flood_ring_bulk, "sink": os.devnull,
             "latency_kinds": ["file"], "latency_comm": CRIT_COMM, "count_by_comm_kind": True}
-    b.log(f"flood: connects to 127.0.0.1:{port} for {secs:.0f} s, "
-          f"critical opens at {rate}/s meanwhile")
+    b.log(f"flood: connects to 127.0.0.1:{port} for {secs:.0f} s, critical "
+          f"{'creates of distinct files' if crit == 'files' else 'opens of one file'} at {rate}/s "
+          "meanwhile")
     with tempfile.TemporaryDirectory(prefix="bee-flood-", dir=scratch_dir()) as d, \
             Agent(spec) as agent:
         # Paced by sleeping, on the flood's CPU: it takes ~nothing from the flood.
@@ -149,7 +150,7 @@ def flood_table(r: dict[str, Any]) -> list[list[str]]:
          f"{r['crit_rate']}/s {what} by {CRIT_COMM}; lost {fmt_num(c['lost'])}"],
         ["critical output records: ring + late + fold counts",
          f"{fmt_num(ro.get('ring'))} + {fmt_num(ro.get('late'))} + {fmt_num(ro.get('folded'))}",
-         f"{CRIT_COMM}'s; late = spilled while the ring was full"],
+         f"{CRIT_COMM}'s, all kinds (its exec is one); late = spilled while the ring was full"],
         ["critical ring_full", fmt_num(c["ring_full"]), ""],
         ["critical latency p50 / p99 ms", f"{p('p50_ns')} / {p('p99_ns')}",
          f"{fmt_num(lat.get('n'))} ring records timed (late and fold counts are not), "
