@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
+from .tally import Tally
 
 
 def generated_patterns(n: int) -> list[str]:
@@ -72,52 +72,26 @@ def run(spec: dict[str, Any]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    lat_kinds = set(spec.get("latency_kinds", ["file", "network"]))
-    lat_comm = spec.get("latency_comm", "loadgen")  # only the generator's events are timed
-    max_lat = int(spec.get("max_latency_samples", 1_000_000))
-    latencies: dict[str, list[int]] = {k: [] for k in lat_kinds}
-    lanes: dict[str, list[int]] = {}
-    by_comm: dict[str, int] = {}
-    # (comm, kind) counts, when asked (the flood row tells the generators' lanes apart with it)
-    by_comm_kind: dict[tuple[str, str], int] | None = {} if spec.get("count_by_comm_kind") else None
+    # Counts (sum of `count`) and latency on ring first occurrences only: tally.py says why.
+    tally = Tally(spec.get("latency_kinds", ["file", "network"]),
+                  spec.get("latency_comm", "loadgen"),       # only the generator's events are timed
+                  by_comm_kind=bool(spec.get("count_by_comm_kind")),
+                  max_samples=int(spec.get("max_latency_samples", 1_000_000)))
     sink_path = spec.get("sink", os.devnull)
     out = open(sink_path, "w", buffering=1 << 20)
     boottime = time.CLOCK_BOOTTIME
     clock = time.clock_gettime_ns
 
-    def probe(ev: dict[str, Any]) -> None:
-        """Counts and latency at emission (the output itself is the product's chain)."""
-        now = clock(boottime)
-        by_comm[ev["comm"]] = by_comm.get(ev["comm"], 0) + 1
-        if by_comm_kind is not None:
-            ck = (ev["comm"], ev["kind"])
-            by_comm_kind[ck] = by_comm_kind.get(ck, 0) + 1
-        lst = latencies.get(ev["kind"])
-        if lst is not None and (lat_comm is None or ev["comm"] == lat_comm) and len(lst) < max_lat:
-            lst.append(now - ev["boot_ns"])
-            lanes.setdefault(ev["kind"], []).append(ev.get("lane") == "bulk")
-
-    def probe_run(run: Run) -> None:
-        now = clock(boottime)
-        t = run.template
-        n = len(run.rows)
-        by_comm[t["comm"]] = by_comm.get(t["comm"], 0) + n
-        if by_comm_kind is not None:
-            ck = (t["comm"], t["kind"])
-            by_comm_kind[ck] = by_comm_kind.get(ck, 0) + n
-        lst = latencies.get(t["kind"])
-        if lst is not None and (lat_comm is None or t["comm"] == lat_comm) and len(lst) < max_lat:
-            lst.extend(now - row[0] for row in run.rows[:max_lat - len(lst)])
-            lanes.setdefault(t["kind"], []).extend([t.get("lane") == "bulk"] * n)
-
     class Probe(Sink):
-        """Counts and latency at emission, per event and per run."""
+        """Counts and latency at emission, per event and per run (the output itself is the
+        product's chain)."""
 
         def __call__(self, ev: dict[str, Any]) -> None:
-            probe(ev)
+            tally.event(ev, clock(boottime))
 
         def emit_run(self, run: Run) -> None:
-            probe_run(run)
+            tally.run(run.template, [row[0] for row in run.rows], clock(boottime))
+
     config = build_config(spec)
     # The same output chain as `bee-trace run --format jsonl --output FILE` (visibility filter,
     # end-of-run report, bounded writer queue, JSON Lines encoder), without the live table:
@@ -150,11 +124,7 @@ def run(spec: dict[str, Any]) -> int:
     out.close()
     result = {
         "summary": summary.to_json(),
-        "latency": {k: _pcts(v) for k, v in latencies.items()},
-        "bulk_share": {k: (float(np.mean(v)) if v else None) for k, v in lanes.items()},
-        "by_comm": dict(sorted(by_comm.items(), key=lambda kv: -kv[1])[:20]),
-        "by_comm_kind": {f"{c}/{k}": n for (c, k), n in
-                         sorted((by_comm_kind or {}).items(), key=lambda kv: -kv[1])[:40]},
+        **tally.result(),
         "rings": rings,
         "maps": maps,
     }
@@ -175,15 +145,6 @@ def map_occupancy(maps: list[Any]) -> dict[str, dict[str, Any]]:
         out[m.name] = {"type": HASH_MAP_TYPES[typ], "entries": len(m.keys(key_size)),
                        "max_entries": max_entries}
     return out
-
-
-def _pcts(samples: list[int]) -> dict[str, Any]:
-    if not samples:
-        return {"n": 0}
-    a = np.asarray(samples, dtype=np.float64)
-    p50, p95, p99 = np.percentile(a, [50, 95, 99])
-    return {"n": len(samples), "p50_ns": float(p50), "p95_ns": float(p95), "p99_ns": float(p99),
-            "max_ns": float(a.max())}
 
 
 if __name__ == "__main__":

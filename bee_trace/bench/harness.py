@@ -130,18 +130,24 @@ class Bench:
         policy = sum(v for k, v in causes.items() if k not in ("ring_full", "shed"))
         attempted = sum(l["attempted"] for l in (summ.get("lanes") or {}).values())
         by_comm = res.get("by_comm", {})
+        comm = self.loadgen.name        # the generator's process name
         return {
             "target_rate": rate,
             "generated": int(gen["ops"]),
             "achieved_rate": gen["ops"] / gen["seconds"],
-            "delivered": summ.get("output", 0),
+            # Events (sum of `count`: a fold summary stands for `count` opens) of the generator.
+            "delivered": by_comm.get(comm, 0),
+            "records": res.get("records_by_comm", {}).get(comm, 0),
             "received": summ.get("received", 0),
             "dropped": dropped,
             "dropped_by_cause": causes,
             "policy_drops": policy,
-            "foreign_events": summ.get("output", 0) - by_comm.get("loadgen", 0),
+            "foreign_events": res.get("delivered", 0) - by_comm.get(comm, 0),
             "by_comm": by_comm,
             "by_comm_kind": res.get("by_comm_kind", {}),
+            "records_by_comm_kind": res.get("records_by_comm_kind", {}),
+            "by_origin": res.get("by_origin", {}),
+            "records_by_origin": res.get("records_by_origin", {}),
             "attempted": attempted,
             "loss_percent": 100.0 * dropped / attempted if attempted else 0.0,
             "verdict": summ.get("verdict"),

@@ -20,7 +20,9 @@
  *   loadgen paced OP ARG RATE SECONDS spin|sleep
  *                                   OP at RATE per second: distinct (ARG DIR:PORT; even i create,
  *                                   close and unlink DIR/x<i>.pem, odd i connect to a distinct
- *                                   loopback destination 127.x.y.z:PORT), spawn (ARG PATH),
+ *                                   loopback destination 127.x.y.z:PORT), files (ARG DIR:
+ *                                   every i creates, closes and unlinks DIR/f<i>.pem: distinct
+ *                                   critical events the kernel never folds), spawn (ARG PATH),
  *                                   dns (ARG PORT: a DNS query for a distinct name to 127.0.0.1)
  *
  * ns_per_op is this thread's CPU time (CLOCK_THREAD_CPUTIME_ID: user + system, including the BPF
@@ -152,7 +154,7 @@ static void usage(void)
 	fprintf(stderr, "usage: loadgen open PATH N | getppid|vmread|signal - N | connect PORT N | "
 			"rename DIR N | spawn PATH N | nopen PATH N | dopen DIR N | "
 			"rate PATH RATE SECONDS | crate PORT RATE SECONDS | srate PATH RATE SECONDS | "
-			"flood PORT SECONDS | paced distinct|spawn|dns ARG RATE SECONDS spin|sleep\n");
+			"flood PORT SECONDS | paced distinct|files|spawn|dns ARG RATE SECONDS spin|sleep\n");
 	exit(2);
 }
 
@@ -225,7 +227,7 @@ static int paced(const char *op, const char *arg, double rate, double seconds, i
 	char dir[4096] = "";
 	uint16_t port = 0;
 	int kind = !strcmp(op, "open") ? 0 : !strcmp(op, "connect") ? 1 : !strcmp(op, "distinct") ? 2 :
-		   !strcmp(op, "spawn") ? 3 : !strcmp(op, "dns") ? 4 : -1;
+		   !strcmp(op, "spawn") ? 3 : !strcmp(op, "dns") ? 4 : !strcmp(op, "files") ? 5 : -1;
 
 	if (kind < 0 || rate <= 0 || seconds <= 0)
 		usage();
@@ -271,8 +273,11 @@ static int paced(const char *op, const char *arg, double rate, double seconds, i
 		case 3:
 			do_spawn(arg);
 			break;
-		default:
+		case 4:
 			do_dns(i, port);
+			break;
+		default:
+			do_create(arg, "f", i, 0);
 		}
 	}
 	uint64_t t1 = now_ns();

@@ -12,6 +12,9 @@ class Params:
         self.spawn_ops = 300 if quick else 1_000      # fork+exec+wait per trial (≈ 0.7 ms each)
         self.rates = ([5_000, 10_000, 50_000, 200_000, 500_000] if quick else
                       [2_000, 10_000, 50_000, 100_000, 200_000, 400_000, 500_000, 600_000, 800_000])
+        # Repeated connects (row 4a): one core of refused loopback connects tops out near 330k/s.
+        self.repeat_connect_rates = ([5_000, 50_000, 200_000, 400_000] if quick else
+                                     [2_000, 10_000, 50_000, 100_000, 200_000, 300_000, 400_000])
         self.rate_seconds = 1.0 if quick else 3.0
         self.rate_trials = 1 if quick else 3
         # Distinct events: half creates of distinct watched files, half connects to distinct
@@ -19,7 +22,8 @@ class Params:
         self.distinct_rates = ([1_000, 10_000, 30_000, 100_000] if quick else
                                [1_000, 3_000, 10_000, 30_000, 50_000, 100_000])
         self.distinct_seconds = 1.0 if quick else 3.0
-        self.latency_rate = 200
+        self.latency_rate = 200                       # bulk lane (loopback connects)
+        self.latency_crit_rates = [200, 1_000, 10_000]  # critical lane: distinct watched files
         self.latency_seconds = 2.0 if quick else 5.0
         self.idle_seconds = 3.0 if quick else 10.0
         self.load_seconds = 2.0 if quick else 5.0

@@ -31,7 +31,8 @@ def write_png(results: dict[str, Any], path: str) -> str:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib not importable: no chart written"
-    tp = results["rows"].get("throughput")
+    row = results["rows"].get("throughput") or {}
+    tp = row.get("connect") if "rates" in (row.get("connect") or {}) else row.get("file")
     if not tp or "rates" not in tp:
         return "no throughput row: no chart written"
     xs = [r["achieved_rate"] for r in tp["rates"]]

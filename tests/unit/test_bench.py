@@ -131,13 +131,17 @@ def test_render_reports_unavailable_rows():
         "rows": {
             "connect": {"unavailable": "network monitor not built"},
             "latency": {"rate": 200, "seconds": 2.0,
-                        "critical": {"n": 3, "p50_ns": 1e5, "p95_ns": 2e5, "p99_ns": 3e5, "dropped": 0},
+                        "critical_rates": [{"target_rate": 1000, "n": 3, "p50_ns": 1e5, "p95_ns": 2e5,
+                                            "p99_ns": 3e5, "max_ns": 4e5, "offered": 4,
+                                            "delivered": 4, "late": 1, "lost": 0,
+                                            "lost_by_cause": {}}],
                         "bulk": {"unavailable": "no bulk-lane events"}},
         },
     }
     text = render(results)
     assert "network monitor not built" in text
-    assert "| critical |      3 |    100 |    200 |    300 |" in text
+    assert "| critical, 1.0k/s |            3 |    100 |    200 |    300 |    400 |" in text
+    assert "delivered 4 of 4, 1 spilled (late, not timed), lost 0" in text
     assert "no bulk-lane events" in text
 
 
@@ -174,8 +178,8 @@ def test_flood_accounting_checks_every_bulk_drop_and_critical_delivery():
     assert r["attempted_eq_emitted_plus_ring_full"] and r["received_eq_emitted"]
     assert r["ring_full_after_last_read"] == 50
     assert r["accounted_minus_offered"] == 0            # 1000 numbered + 30 shed = 1030 connects
-    assert r["critical"] == {"issued": 400, "delivered": 400, "lost": 0, "ring_full": 0,
-                             "sequence_gaps": 0, "attempted": 402, "emitted": 402}
+    assert r["critical"] == {"issued": 400, "delivered": 400, "records": None, "lost": 0,
+                             "ring_full": 0, "sequence_gaps": 0, "attempted": 402, "emitted": 402}
     assert r["critical_zero_loss"]
     assert "zero loss; bulk drops all counted" in flood_statement(r)
     assert "1,000,000 ev/s was not offered" in flood_statement(r)
@@ -197,11 +201,15 @@ def test_render_flood_row():
                          {"ops": 1000, "seconds": 2.0, "ns_per_op": 2700.0}, {"ops": 400, "seconds": 1.9})
     r.update({"crit_rate": 200, "rings": {"bulk": 1 << 20}, "agent": {"cpu_percent": 99.0},
               "latency": {"n": 400, "p50_ns": 7e6, "p99_ns": 1.4e7, "max_ns": 1.5e7}})
+    r["records_by_origin"] = {"ring": 390, "late": 10, "folded": 0}
     rows = {row[0]: row for row in flood_table(r)}
     assert rows["uncounted_gaps"][1] == "0"
     assert rows["attempted == emitted + ring_full"][1:] == ["yes", "1000 = 100 + 900"]
-    assert rows["critical issued / delivered"][1] == "400 / 400"
+    assert rows["critical issued / delivered (sum of count)"][1] == "400 / 400"
+    assert "distinct watched .pem files" in rows["critical issued / delivered (sum of count)"][2]
+    assert rows["critical output records: ring + late + fold counts"][1] == "390 + 10 + 0"
     assert rows["critical latency p50 / p99 ms"][1] == "7.00 / 14.00"
+    assert rows["critical latency p50 / p99 ms"][2].startswith("400 ring records timed")
     assert rows["bulk ring"][1] == "1024 KiB"
     text = render({"meta": {"host": "h", "kernel": "k", "cpus": 2, "quick": True, "seconds": 1.0},
                    "rows": {"flood": r}})
