@@ -11,8 +11,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from .addr import parse_addr
-from .config import SEVERITIES, Config
-from .globs import GlobSet
+from .config import SEVERITIES, Config, FilesConfig
+from .globs import GlobGroup, GlobSet
 from .identity import any_match, is_inspector
 
 __all__ = [
@@ -103,6 +103,21 @@ def _file_class(path: str) -> tuple[str, str | None]:
     return _CLASS_OF[pattern] if pattern else ("watched", None)
 
 
+_GROUPS: dict[int, tuple[FilesConfig, GlobGroup]] = {}
+
+
+def file_patterns(files: FilesConfig) -> GlobGroup:
+    """The policy's exclusions, reads and writes with the classes and public keys, as one
+    group: confirmation and classification look a path up once (one group per config)."""
+    hit = _GROUPS.get(id(files))
+    if hit is None or hit[0] is not files:
+        if len(_GROUPS) >= 16:
+            _GROUPS.clear()
+        hit = _GROUPS[id(files)] = (files, GlobGroup(
+            (files.exclude_set, files.read_set, files.write_set, _ALL_CLASSES, _PUBLIC)))
+    return hit[1]
+
+
 def _classify_file(ev: dict, cfg: Config) -> None:
     # A watched inode reached under another name is judged by the name the policy gave it.
     path = _s(ev, "watched_path") or _s(ev, "path")
@@ -111,16 +126,17 @@ def _classify_file(ev: dict, cfg: Config) -> None:
     levels = cfg.reporting.severity_levels
     cat_name = "file_access"
 
-    if files.exclude_set.match(path):
+    excluded, read, write, cls, public = file_patterns(files).match(path)
+    if excluded:
         _set(ev, "low", f"file.excluded.{access}", cat_name, 0.0)
         return
-    if access == "write" and files.write_set.match(path):
-        if _PUBLIC.match(path):
+    if access == "write" and write:
+        if public:
             _set(ev, levels["file_access"], "file.watched.write", cat_name, 0.5)
         else:
             _set(ev, "high", "file.key.write", cat_name, 0.7)
         return
-    if not files.read_set.match(path):
+    if not read:
         if ev.get("truncated"):
             # The kernel matched a path we could not see in full: never drop it silently.
             _set(ev, levels["file_access"], f"file.unconfirmed.{access}", cat_name, 0.3)
@@ -128,7 +144,7 @@ def _classify_file(ev: dict, cfg: Config) -> None:
             _set(ev, "low", f"file.unwatched.{access}", cat_name, 0.0)
         return
 
-    category, forced = _file_class(path)
+    category, forced = _CLASS_OF[cls] if cls else ("watched", None)
     rule = f"file.{category}.{access}"
     if forced is None:
         _set(ev, levels["file_access"], rule, cat_name, 0.5)

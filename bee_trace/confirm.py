@@ -11,7 +11,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from .classify import env_secret_names
+from .classify import env_secret_names, file_patterns
 from .config import Config
 from .decode import SYMLINK_SYSCALLS
 from .event import Event
@@ -62,18 +62,18 @@ class Confirmer:
         files = self.cfg.files
         path = ev["path"].removeprefix("…")
         watched = self.inodes.get((ev.get("dev", 0), ev.get("ino", 0)))
-        if watched is not None and watched.path != path:
+        by_inode = watched is not None and watched.path != path
+        if by_inode:
             # The inode of a watched file under another name (hard link, bind mount, rename):
             # decided on the identity, so no exclusion of the new name applies.
-            ev["watched_path"] = watched.path
-            path = watched.path
+            ev["watched_path"] = path = watched.path  # type: ignore[union-attr]
         elif ev["access"] in ("link", "rename"):
             return self._link(ev, path)
-        elif files.exclude_set.match(path):
+        excluded, pattern, write, *_ = file_patterns(files).match(path)
+        if excluded and not by_inode:
             return Reject.EXCLUDED
-        pattern = files.read_set.match(path)
         if ev["access"] == "write":
-            pattern = files.write_set.match(path) or pattern
+            pattern = write or pattern
         if not pattern:
             return Reject.UNCONFIRMED
         ev["pattern"] = pattern

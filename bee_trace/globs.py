@@ -16,9 +16,9 @@ which cannot be spliced into a component-aware expression.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
-__all__ = ["compile_glob", "glob_to_regex", "literal_key", "GlobSet", "GlobError"]
+__all__ = ["compile_glob", "glob_to_regex", "literal_key", "GlobSet", "GlobGroup", "GlobError"]
 
 
 class GlobError(ValueError):
@@ -206,26 +206,16 @@ def _regex_test(regex: re.Pattern[str], literal: str) -> Callable[[str], bool]:
     return test
 
 
-class GlobSet:
-    """An ordered set of globs. A path is tried only against the patterns whose literal key
-    (literal_key) it shows, plus those that have none, in the set's order: a few dict lookups
-    and one or two small regexes instead of one alternation of every pattern."""
+class KeyIndex:
+    """Patterns by their literal key (literal_key): a path's candidates are those whose key it
+    shows, plus those without one, as positions in the pattern list."""
 
-    def __init__(self, patterns: Iterable[str]) -> None:
-        self.patterns: tuple[str, ...] = tuple(patterns)
-        self._last_path: str | None = None
-        self._last: str | None = None
-        self._res = [compile_glob(p) for p in self.patterns]
-        # Per pattern: a string test where its shape allows, else a substring prefilter
-        # (required_literal) and then the regex.
-        self._tests: list[Callable[[str], bool]] = []
-        for p, r in zip(self.patterns, self._res):
-            self._tests.append(simple_test(p) or _regex_test(r, required_literal(p)))
+    def __init__(self, patterns: Sequence[str]) -> None:
         self._always: list[int] = []
         self._base: dict[str, list[int]] = {}     # literal basename -> patterns
         self._dir: dict[str, list[int]] = {}      # literal parent name -> patterns
         affix: dict[tuple[str, int], dict[str, list[int]]] = {}  # (kind, length) -> literal
-        for i, p in enumerate(self.patterns):
+        for i, p in enumerate(patterns):
             key = literal_key(p)
             if key is None:
                 self._always.append(i)
@@ -238,7 +228,8 @@ class GlobSet:
         # (is a suffix, length, literal -> patterns), one table per literal length
         self._affix = [(kind == "suffix", n, table) for (kind, n), table in affix.items()]
 
-    def _candidates(self, path: str) -> list[int]:
+    def candidates(self, path: str) -> list[int]:
+        """Positions that may match the normalised path, unordered."""
         slash = path.rfind("/")
         base = path[slash + 1:]
         found = self._always[:]
@@ -256,6 +247,27 @@ class GlobSet:
                 if hit:
                     found += hit
         return found
+
+
+class GlobSet:
+    """An ordered set of globs. A path is tried only against the patterns whose literal key
+    (literal_key) it shows, plus those that have none, in the set's order: a few dict lookups
+    and one or two small regexes instead of one alternation of every pattern."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns: tuple[str, ...] = tuple(patterns)
+        self._last_path: str | None = None
+        self._last: str | None = None
+        self._res = [compile_glob(p) for p in self.patterns]
+        # Per pattern: a string test where its shape allows, else a substring prefilter
+        # (required_literal) and then the regex.
+        self._tests: list[Callable[[str], bool]] = []
+        for p, r in zip(self.patterns, self._res):
+            self._tests.append(simple_test(p) or _regex_test(r, required_literal(p)))
+        self._index = KeyIndex(self.patterns)
+
+    def _candidates(self, path: str) -> list[int]:
+        return self._index.candidates(path)
 
     def match(self, path: str) -> str | None:
         """Return the first pattern (in order) that matches ``path``, else None."""
@@ -283,3 +295,32 @@ class GlobSet:
 
     def __repr__(self) -> str:
         return f"GlobSet({list(self.patterns)!r})"
+
+
+class GlobGroup:
+    """Several GlobSets asked about one path (exclusions, reads, writes, classes): one index over
+    all their patterns, so a path is looked up once, not once per set. match() gives each set's
+    first match, as each set's own match() would."""
+
+    def __init__(self, sets: Sequence[GlobSet]) -> None:
+        self.sets = tuple(sets)
+        self._patterns = [p for gs in self.sets for p in gs.patterns]
+        self._owner = [n for n, gs in enumerate(self.sets) for _ in gs.patterns]
+        self._tests = [t for gs in self.sets for t in gs._tests]
+        self._index = KeyIndex(self._patterns)
+        self._last_path: str | None = None
+        self._last: tuple[str | None, ...] = ()
+
+    def match(self, path: str) -> tuple[str | None, ...]:
+        if path == self._last_path:     # confirmation and classification ask about one path
+            return self._last
+        found: list[str | None] = [None] * len(self.sets)
+        if path:
+            norm = _normalise(path)
+            owner, tests, done = self._owner, self._tests, [False] * len(self.sets)
+            for g in sorted(self._index.candidates(norm)):   # by set, then in each set's order
+                n = owner[g]
+                if not done[n] and tests[g](norm):
+                    found[n], done[n] = self._patterns[g], True
+        self._last_path, self._last = path, tuple(found)
+        return self._last

@@ -190,3 +190,32 @@ def test_simple_string_tests_agree_with_regexes() -> None:
             assert test(norm) == (regex.match(norm) is not None), (pat, norm)
     assert used > 1000
 
+
+
+def test_globgroup_gives_each_sets_own_first_match() -> None:
+    """One index over several sets answers as each set's match() does, for the policy's sets
+    (the group confirmation and classification use) and for random globs."""
+    import random
+
+    from bee_trace.classify import file_patterns
+    from bee_trace.config import default_config
+    from bee_trace.globs import GlobGroup, GlobSet
+
+    rng = random.Random(11)
+    group = file_patterns(default_config().files)
+    dirs = ["", "home", "u", ".ssh", ".aws", ".azure", ".git", "etc", "ssl", "certs", "gcloud",
+            ".config", "node_modules", "certifi", "proc"]
+    names = ["id_rsa", "id_rsa.pub", ".env", ".env.local", "x.pem", "a.key", "credentials",
+             "known_hosts", "cacert.pem", "config", "f.crt", "token.json", "k"]
+    for _ in range(3000):
+        path = "/" + "/".join(rng.choice(dirs) for _ in range(rng.randint(0, 4))) + "/" + rng.choice(names)
+        assert group.match(path) == tuple(gs.match(path) for gs in group.sets), path
+    tokens = list("ab.-_") + ["*", "?", "[ab]", "**", "/", "\\*"]
+    for _ in range(300):
+        sets = [GlobSet(["".join(rng.choice(tokens) for _ in range(rng.randint(1, 6)))
+                         for _ in range(rng.randint(0, 4))]) for _ in range(3)]
+        g = GlobGroup(sets)
+        for _ in range(20):
+            path = "/".join("".join(rng.choice("ab.-_*") for _ in range(rng.randint(0, 3)))
+                            for _ in range(rng.randint(1, 4)))
+            assert g.match(path) == tuple(gs.match(path) for gs in sets), (path, sets)
