@@ -13,7 +13,7 @@ from typing import Any
 
 from . import patterns
 from . import records as R
-from .classify import classify, meets
+from .classify import classify, severity_rank
 from .config import Config, default_config
 from .confirm import Confirmer, Inodes, Reject
 from .control import Backpressure, Governor, Tuning, WakeTuner, tuning_for
@@ -110,6 +110,9 @@ class Pipeline:
         self.confirmer = Confirmer(self.cfg, opts.command, self.inodes, self.kernel.watch_inode)
         self.replay = Replay(self.kernel, self.ctx, self.cfg, self.inodes, self.handle_event, self.emit)
         self.stall = StallWatch(opts.stall_bound_s)
+        self._min_rank = severity_rank(opts.min_severity)
+        if self._min_rank < 0:
+            raise ValueError(f"unknown severity {opts.min_severity!r}")
         self.rings: RingSet | None = None
         self.started_ns = 0
         self.stopped = False
@@ -321,7 +324,7 @@ class Pipeline:
         reason = self.confirmer.confirm(ev)
         if reason is None:
             classify(ev, self.cfg)
-            if not meets(ev["severity"], self.opts.min_severity):
+            if severity_rank(ev["severity"]) < self._min_rank:
                 reason = Reject.BELOW_SEVERITY
         if reason is not None:
             self.replay.folds.remember(ev, shown=False)

@@ -127,8 +127,9 @@ class Report:
         n = _count(event)
         kind = _str(event.get("kind")) or "unknown"
         sev = _str(event.get("severity"))
-        if severity_rank(sev) < 0:
-            sev = "low"  # unknown severities are counted, never dropped
+        rank = severity_rank(sev)
+        if rank < 0:
+            sev, rank = "low", 0  # unknown severities are counted, never dropped
         self.records += 1
         self.total += n
         self.by_kind[kind] += n
@@ -136,7 +137,6 @@ class Report:
         self.by_rule[_str(event.get("rule")) or "unknown"] += n
         self.by_kind_severity[(kind, sev)] += n
         self._seq += 1
-        rank = severity_rank(sev)
         self._keep(kind, rank, event)
         if rank >= _FINDING_RANK:
             self._finding(event, sev, n)
