@@ -36,6 +36,7 @@ IDLE_TIMEOUT_S = 0.25   # housekeeping tick while no bulk records flow
 TEMPLATE_CACHE = 4096   # decoded events kept for repeated identical records
 DRAIN_BUDGET_S = 0.05   # longest stretch of reading before housekeeping runs again
 BULK_CHUNK = 128        # bulk records handled between two looks at the critical ring
+REPLAY_EVERY_S = 0.005  # how often spilled, folded and aggregated records are looked for
 
 
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (Python's default: 700)
@@ -103,6 +104,7 @@ class Pipeline:
         self.governor = Governor(self.cfg.performance.cpu_budget_percent, dict(self.tuning.sample_every))
         self.wake: WakeTuner | None = None
         self._next_agg_flush = 0.0
+        self._next_replay = 0.0
         self._bulk_idle = True
         self._last_bulk = 0.0
         self.templates = TemplateCache(TEMPLATE_CACHE)
@@ -154,12 +156,16 @@ class Pipeline:
         n = self.drain()
         now = time.monotonic()
         self._track_bulk_activity(self.rings.rings[R.LANE_BULK].records > bulk_before, now)
-        drops = self.kernel.drop_totals()
-        if self.tuning.agg_window_ns and now >= self._next_agg_flush:
-            self._next_agg_flush = now + self.tuning.agg_window_ns / 1e9
-            self.replay.flush_aggregates(drops)
-        n += self.replay.drain_spill(drops)
-        self.replay.flush_folds(drops)
+        if now >= self._next_replay:
+            # What the kernel kept (spill, folds, aggregates) is looked at every REPLAY_EVERY_S,
+            # not after every batch: one counters read tells whether anything is there.
+            self._next_replay = now + REPLAY_EVERY_S
+            drops = self.kernel.drop_totals()
+            if self.tuning.agg_window_ns and now >= self._next_agg_flush:
+                self._next_agg_flush = now + self.tuning.agg_window_ns / 1e9
+                self.replay.flush_aggregates(drops)
+            n += self.replay.drain_spill(drops)
+            self.replay.flush_folds(drops)
         if n:
             self.flush()
         if self.opts.adaptive:
