@@ -258,26 +258,25 @@ def decode_proc_fd(rec: RecordView, ctx: DecodeContext, requested: bytes | None)
 
 
 def decode_file(rec: RecordView, ctx: DecodeContext) -> Event:
-    if int(rec["h"]["flags"]) & R.EVF_LINK_OP:
+    flags, f = rec.h["flags"], rec.u["file"]   # plain ints and bytes (record_view)
+    if flags & R.EVF_LINK_OP:
         return decode_link(rec, ctx)
-    if int(rec["u"]["file"]["match"]) & R.MATCH_PROC_FD:
+    if f["match"] & R.MATCH_PROC_FD:
         return decode_proc_fd(rec, ctx, file_path(rec, ctx)[1])
     ev = header_fields(rec, ctx)
-    f = rec["u"]["file"]
-    flags = int(rec["h"]["flags"])
     raw, requested, complete = file_path(rec, ctx)
     ev.update({
         "kind": "file",
         "path": ("…" if not complete else "") + decode(raw),
         "access": "write" if flags & R.EVF_WRITE else "read",
         "truncated": not complete,
-        "path_len": int(f["path_len"]),
-        "open_flags": int(f["open_flags"]),
-        "dev": int(f["dev"]),
-        "ino": int(f["ino"]),
-        "match": "inode" if int(f["match"]) & R.MATCH_INODE else "name",
-        "origin": R.ORIGINS.get(int(f["origin"]), "syscall"),
-        "syscall": int(f["syscall"]),
+        "path_len": f["path_len"],
+        "open_flags": f["open_flags"],
+        "dev": f["dev"],
+        "ino": f["ino"],
+        "match": "inode" if f["match"] & R.MATCH_INODE else "name",
+        "origin": R.ORIGINS.get(f["origin"], "syscall"),
+        "syscall": f["syscall"],
     })
     if requested is not None and requested != raw:
         ev["requested_path"] = decode(requested)
@@ -317,27 +316,26 @@ def decode_mem(rec: RecordView, ctx: DecodeContext) -> Event:
 
 def decode_net(rec: RecordView, ctx: DecodeContext) -> Event:
     ev = header_fields(rec, ctx)
-    n = rec["u"]["net"]
-    flags = int(rec["h"]["flags"])
-    family, daddr = addr_text(int(n["family"]), bytes(n["daddr"]))
-    proto_num = int(n["protocol"])
-    dport = int(n["dport"])
+    n = rec.u["net"]   # plain ints and bytes (record_view)
+    flags = rec.h["flags"]
+    family, daddr = addr_text(n["family"], n["daddr"])
+    proto_num = n["protocol"]
     # Named only when a DNS answer the kernel learned mapped a name to this very address.
-    domain = ctx.names.name(daddr, int(n["name_hash"])) if flags & R.EVF_LEARNED else None
+    domain = ctx.names.name(daddr, n["name_hash"]) if flags & R.EVF_LEARNED else None
     ev.update({
         "kind": "network",
         "protocol": PROTOCOLS.get(proto_num, str(proto_num)),
         "family": family,
         "daddr": daddr,
-        "dport": dport,
-        "action": "blocked" if int(n["action"]) else "allowed",
+        "dport": n["dport"],
+        "action": "blocked" if n["action"] else "allowed",
         "blocklisted": bool(flags & R.EVF_BLOCKED),
         "domain": domain,
         "domain_source": "answer" if domain else None,
         "loopback": bool(flags & R.EVF_LOOPBACK),
-        "hook": R.NET_HOOKS.get(int(n["hook"]), "unknown"),
+        "hook": R.NET_HOOKS.get(n["hook"], "unknown"),
     })
-    reason = R.EGRESS_REASONS.get(int(n["reason"]))
+    reason = R.EGRESS_REASONS.get(n["reason"])
     if reason:
         ev["policy"] = reason
     if flags & R.EVF_WOULD_BLOCK:
