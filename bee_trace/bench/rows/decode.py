@@ -59,13 +59,14 @@ def _wakeups(b: Bench) -> dict[str, Any]:
 
 
 def render(r: dict[str, Any]) -> list[str]:
-    t = [["per-record (np.void → dict: the pipeline's path for a first occurrence)",
+    t = [["per-record (struct view → dict: the pipeline's path for a first occurrence)",
           fmt_rate(r["per_record_ev_s"]), "1.00×"],
          ["column-wise numpy batch → dicts", fmt_rate(r["columnar_ev_s"]),
           fmt_ratio(r["columnar_speedup"])],
          ["numpy-only batch filter (no objects)", fmt_rate(r["numpy_only_ev_s"]),
           fmt_ratio(ratio(r["numpy_only_ev_s"], r["per_record_ev_s"]))],
-         ["json.dumps of one decoded event", f"{r['json_dumps_ns'] / 1e3:.1f} µs/event", ""]]
+         ["JSON line of one decoded event (orjson, the sink's encoder)",
+          f"{r['json_dumps_ns'] / 1e3:.1f} µs/event", ""]]
     parts = [text_table(["decode of a synthetic batch", "events/s (median)", "vs per-record"],
                         t, title=f"8a. decode, {r['records']:,} file records")]
     w = r["wakeups"]
