@@ -379,7 +379,8 @@ static __always_inline int open_exit(struct task_struct *t, long ret, long nr, _
 	struct settings *s = get_settings();
 	struct file *f;
 
-	if (ret < 0 || skip_event(s, PROBE_FILE | PROBE_MEMORY))
+	/* skip_event without its helper call: t is the current task. */
+	if (ret < 0 || !s || !(s->probes & (PROBE_FILE | PROBE_MEMORY)) || t->tgid == s->self_tgid)
 		return 0;
 	f = vfs_fd_file(t, ret);
 	if (!f)
