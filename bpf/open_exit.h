@@ -120,6 +120,24 @@ static __always_inline int strings_differ(const char *a, const char *b, __u32 le
 	return x.differ;
 }
 
+/* A dentry's name into dst (40 writable bytes past n): a short name lives in the dentry and is
+ * read as five direct loads, no helper call; a longer one is copied. */
+static __always_inline void dentry_name_copy(char *dst, struct dentry *d, __u32 n)
+{
+	if (bpf_core_field_exists(d->d_shortname) &&
+	    (unsigned long)d->d_name.name == (unsigned long)&d->d_shortname) {
+		__u64 *w = (__u64 *)dst;
+
+		w[0] = d->d_shortname.words[0];
+		w[1] = d->d_shortname.words[1];
+		w[2] = d->d_shortname.words[2];
+		w[3] = d->d_shortname.words[3];
+		w[4] = d->d_shortname.words[4];
+		return;
+	}
+	bpf_probe_read_kernel(dst, n, d->d_name.name);
+}
+
 /* Filter keys come from "/parent/basename" read off the dentries (two short name copies): the
  * patterns' keys never need more (see bee_trace/patterns.py). */
 static __always_inline int name_candidate(struct file *f, struct dentry *d, __u8 *tier)
@@ -145,9 +163,9 @@ static __always_inline int name_candidate(struct file *f, struct dentry *d, __u8
 	pn = p->d_name.len & 255;
 	sc->zero = 0;
 	sc->buf[0] = '/';
-	bpf_probe_read_kernel(&sc->buf[1], pn, p->d_name.name);
+	dentry_name_copy(&sc->buf[1], p, pn);
 	sc->buf[(1 + pn) & 511] = '/';
-	bpf_probe_read_kernel(&sc->buf[(2 + pn) & 511], bn, d->d_name.name);
+	dentry_name_copy(&sc->buf[(2 + pn) & 511], d, bn);
 	len = 2 + pn + bn;
 	sc->buf[len & 1023] = 0;
 	split_keys(sc, len, 1 + pn, 0, &k);
