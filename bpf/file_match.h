@@ -198,4 +198,14 @@ static __always_inline int path_is_candidate(struct path_scratch *sc, __u32 len)
 	return path_in_filter(sc, len, FILTER_ALL);
 }
 
+/* The watched_inode_slots byte of an inode (open_exit.h); must agree with
+ * bee_trace/inodes.py inode_slot() (tests/kernel/test_filter_model.py runs both). */
+#define INODE_SLOTS_LOG2 15
+static __always_inline __u32 inode_slot(__u64 ino, __u32 dev)
+{
+	__u64 x = (ino ^ ((__u64)dev * 0xff51afd7ed558ccdULL)) * 0x9E3779B97F4A7C15ULL;
+
+	return (__u32)(x >> (64 - INODE_SLOTS_LOG2));
+}
+
 #endif

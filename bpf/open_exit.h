@@ -32,6 +32,36 @@ BEE_MAP struct {
 	__type(value, struct inode_value);
 } watched_inodes SEC(".maps");
 
+/* One byte per inode_slot() (file_match.h), set for every inode put in watched_inodes (by the
+ * kernel when it learns one, by userspace before it seeds one): an open of an unwatched inode is
+ * refused by this inlined array load instead of a hash lookup (a call and a jhash). A superset:
+ * slots are never cleared. Bytes, not bits, so userspace and the kernel never rewrite each
+ * other's slots. */
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << INODE_SLOTS_LOG2);
+	__type(key, __u32);
+	__type(value, __u8);
+} watched_inode_slots SEC(".maps");
+
+static __always_inline int inode_watched(struct inode_key *k)
+{
+	__u32 slot = inode_slot(k->ino, k->dev);
+	__u8 *v = bpf_map_lookup_elem(&watched_inode_slots, &slot);
+
+	return v && *v && bpf_map_lookup_elem(&watched_inodes, k);
+}
+
+static __always_inline long inode_learn(struct inode_key *k)
+{
+	struct inode_value v = { .tier = TIER_HIGH };
+	__u32 slot = inode_slot(k->ino, k->dev);
+	__u8 one = 1;
+
+	bpf_map_update_elem(&watched_inode_slots, &slot, &one, BPF_ANY);
+	return bpf_map_update_elem(&watched_inodes, k, &v, BPF_NOEXIST);
+}
+
 struct chunk_ctx {
 	struct counters *c;
 	struct settings *s;
@@ -373,19 +403,15 @@ static __always_inline int open_decide(struct settings *s, struct task_struct *t
 	/* O_PATH fds give no access to the data; reopening one is an open we see. */
 	if (!(s->probes & PROBE_FILE) || (f->f_mode & FMODE_PATH))
 		return 0;
-	if (bpf_map_lookup_elem(&watched_inodes, &key))
+	if (inode_watched(&key))
 		match = MATCH_INODE;
 	else if (name_candidate(f, d, &tier))
 		match = MATCH_NAME;
 	if (!match)
 		return 0;
 	c->candidates++;
-	if (match == MATCH_NAME) {
-		struct inode_value v = { .tier = TIER_HIGH };
-
-		if (bpf_map_update_elem(&watched_inodes, &key, &v, BPF_NOEXIST) == -E2BIG)
-			c->inodes_full++;
-	}
+	if (match == MATCH_NAME && inode_learn(&key) == -E2BIG)
+		c->inodes_full++;
 	emit_file_open(c, s, t, f, &key, match, tier, nr, origin, upath);
 	return 0;
 }
