@@ -198,7 +198,7 @@ static __always_inline int name_candidate(struct file *f, struct dentry *d, __u8
 	dentry_name_copy(&sc->buf[(2 + pn) & 511], d, bn);
 	len = 2 + pn + bn;
 	sc->buf[len & 1023] = 0;
-	split_keys(sc, len, 1 + pn, 0, &k);
+	split_keys_short(sc, len, 1 + pn, 0, &k);
 	if (!keys_in_filter(&k, FILTER_ALL))
 		return 0;
 	*tier = keys_in_filter(&k, FILTER_HIGH) ? TIER_HIGH : TIER_LOW;
@@ -403,6 +403,9 @@ static __always_inline int open_decide(struct settings *s, struct task_struct *t
 	/* O_PATH fds give no access to the data; reopening one is an open we see. */
 	if (!(s->probes & PROBE_FILE) || (f->f_mode & FMODE_PATH))
 		return 0;
+#if DIAG == 5
+	return inode_watched(&key) == 99;
+#endif
 	if (inode_watched(&key))
 		match = MATCH_INODE;
 	else if (name_candidate(f, d, &tier))
@@ -429,6 +432,9 @@ static __always_inline int open_exit(struct task_struct *t, long ret, long nr, _
 	f = vfs_fd_file(t, ret);
 	if (!f)
 		return 0;
+#if DIAG == 1
+	return f->f_flags == 12345;
+#endif
 	return open_decide(s, t, f, ret, nr, origin, upath);
 }
 
