@@ -403,9 +403,6 @@ static __always_inline int open_decide(struct settings *s, struct task_struct *t
 	/* O_PATH fds give no access to the data; reopening one is an open we see. */
 	if (!(s->probes & PROBE_FILE) || (f->f_mode & FMODE_PATH))
 		return 0;
-#if DIAG == 5
-	return inode_watched(&key) == 99;
-#endif
 	if (inode_watched(&key))
 		match = MATCH_INODE;
 	else if (name_candidate(f, d, &tier))
@@ -432,9 +429,6 @@ static __always_inline int open_exit(struct task_struct *t, long ret, long nr, _
 	f = vfs_fd_file(t, ret);
 	if (!f)
 		return 0;
-#if DIAG == 1
-	return f->f_flags == 12345;
-#endif
 	return open_decide(s, t, f, ret, nr, origin, upath);
 }
 
