@@ -17,6 +17,17 @@ MAX_INODES = 16384           # watched_inodes max_entries in bpf/open_exit.h
 MAX_PER_PATTERN = 512        # a pattern that names a huge tree is left to the name filter
 
 
+INODE_SLOTS_LOG2 = 15        # watched_inode_slots in bpf/open_exit.h, inode_slot() in bpf/file_match.h
+_M64 = (1 << 64) - 1
+
+
+def inode_slot(dev: int, ino: int) -> int:
+    """The watched_inode_slots byte the kernel tests before its watched_inodes lookup (must agree
+    with inode_slot() in bpf/file_match.h)."""
+    x = ((ino ^ ((dev * 0xff51afd7ed558ccd) & _M64)) * 0x9E3779B97F4A7C15) & _M64
+    return x >> (64 - INODE_SLOTS_LOG2)
+
+
 def kernel_dev(st_dev: int) -> int:
     """userspace dev_t -> the kernel's internal s_dev encoding (MAJOR << 20 | MINOR)."""
     return (os.major(st_dev) << 20) | os.minor(st_dev)

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import records as R
 from ._libbpf import LibbpfError, Link, Map, Object, num_possible_cpus
+from .inodes import inode_slot
 from .programs import Attach, program
 
 # Where things are looked for; the environment can point elsewhere (README: "Errors").
@@ -265,6 +266,9 @@ class Kernel:
         assert self._obj is not None
         key = np.zeros(1, dtype=R.inode_key_dtype)
         key["ino"], key["dev"] = ino, dev
+        # The slot first: the kernel looks in watched_inodes only when the slot is set.
+        self._obj.map("watched_inode_slots").update(
+            inode_slot(dev, ino).to_bytes(4, "little"), b"\x01")
         try:
             self._obj.map("watched_inodes").update(key.tobytes(), bytes(8))
         except LibbpfError as e:

@@ -26,8 +26,9 @@ class Program:
     attach: Attach = Attach.SECTION
     egress: bool = False          # network enforcement: pinned with network.fail_closed
     role: str = ""
-    # one of two ways to see opens: "every_exit" (raw_tp/sys_exit: native and 32-bit syscalls)
-    # or "own_exit" (the open family's own tracepoints: the max-performance profile)
+    # one of two ways to see opens and links: "every_exit" (raw_tp/sys_exit: native and 32-bit
+    # syscalls; it also decides link/rename) or "own_exit" (each syscall's own tracepoint: the
+    # max-performance profile)
     opens_by: str = ""
 
     def needed(self, probes: set[str]) -> bool:
@@ -50,13 +51,13 @@ PROGRAMS: dict[str, Program] = {
     **{f"opentp_{n}": _p(_OPENS, _OPEN + " (max-performance: no 32-bit)", opens_by="own_exit")
        for n in ("open", "creat", "openat", "openat2", "open_tree", "open_by_handle_at")},
     # links.bpf.c
-    "link_link": _p({FILE}, _LINK),
-    "link_linkat": _p({FILE}, _LINK),
-    "link_symlink": _p({FILE}, _LINK),
-    "link_symlinkat": _p({FILE}, _LINK),
-    "link_rename": _p({FILE}, _LINK),
-    "link_renameat": _p({FILE}, _LINK),
-    "link_renameat2": _p({FILE}, _LINK),
+    "link_link": _p({FILE}, _LINK, opens_by="own_exit"),
+    "link_linkat": _p({FILE}, _LINK, opens_by="own_exit"),
+    "link_symlink": _p({FILE}, _LINK, opens_by="own_exit"),
+    "link_symlinkat": _p({FILE}, _LINK, opens_by="own_exit"),
+    "link_rename": _p({FILE}, _LINK, opens_by="own_exit"),
+    "link_renameat": _p({FILE}, _LINK, opens_by="own_exit"),
+    "link_renameat2": _p({FILE}, _LINK, opens_by="own_exit"),
     # uring.bpf.c: io_uring requests make no syscall events
     "uring_create": _p(EVERY, "io_uring rings set up"),
     "uring_complete": _p(EVERY, "io_uring requests (opens, connects)"),

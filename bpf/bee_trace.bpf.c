@@ -3,11 +3,11 @@
  * programs), sharing the maps of common.h. */
 #include "memory.bpf.c"
 #include "compat.bpf.c"     /* before files.bpf.c: its sys_exit program hands compat syscalls on */
+#include "links.bpf.c"      /* ... and link/rename exits */
 #include "files.bpf.c"
 #include "egress.bpf.c"
 #include "process.bpf.c"
 #include "uring.bpf.c"
-#include "links.bpf.c"
 #include "tamper.bpf.c"
 
 char LICENSE[] SEC("license") = "GPL";

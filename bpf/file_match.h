@@ -74,6 +74,32 @@ static __always_inline __u64 name_hash(const char *p, __u32 len)
 	return x.h;
 }
 
+/* The same hash with names of up to SHORT_NAME_LEN bytes (nearly all) hashed inline: a bpf_loop
+ * callback is a call and a return per word, which costs more than the multiply. For the open
+ * path only: the unrolled branches multiply the verifier's states wherever it is used. */
+#define SHORT_NAME_WORDS 5
+#define SHORT_NAME_LEN (SHORT_NAME_WORDS * 8)
+static __always_inline __u64 name_hash_short(const char *p, __u32 len)
+{
+	__u64 h = FNV_OFFSET, w;
+	__u32 i, off, rem;
+
+	if (len > SHORT_NAME_LEN)
+		return name_hash(p, len);
+#pragma clang loop unroll(full)
+	for (i = 0; i < SHORT_NAME_WORDS; i++) {
+		off = i * 8;
+		if (off >= len)
+			break;
+		w = *(const __u64 *)(p + off);
+		rem = len - off;
+		if (rem < 8)
+			w &= (1ULL << (rem * 8)) - 1;
+		h = (h ^ w) * FNV_PRIME;
+	}
+	return h;
+}
+
 /* What the filter tests of a path: its basename's and parent's hashes, the 8 bytes ending at
  * the last character (suffix keys) and the first 8 of the basename (prefix keys). */
 struct path_keys {
@@ -116,18 +142,32 @@ static __always_inline int keys_in_filter(struct path_keys *k, __u32 slot)
 
 /* Keys of sc->buf[0, len) = ".../parent/basename" whose last two '/' are at `slash` (the one
  * before the basename) and `slash2` (before the parent; -1 when there is no second '/'). */
-static __always_inline void split_keys(struct path_scratch *sc, __u32 len, __s32 slash,
-				       __s32 slash2, struct path_keys *k)
+static __always_inline void split_keys_as(struct path_scratch *sc, __u32 len, __s32 slash,
+					  __s32 slash2, struct path_keys *k, int unrolled)
 {
 	__u32 b = (__u32)(slash + 1) & (SCRATCH_LEN - 1);
 	__u32 d = (__u32)(slash2 + 1) & (SCRATCH_LEN - 1);
+	__u32 bn = (len - b) & NAME_MAX_LEN, dn = ((__u32)slash - d) & NAME_MAX_LEN;
 
-	k->base_hash = name_hash(&sc->buf[b], (len - b) & NAME_MAX_LEN);
+	k->base_hash = unrolled ? name_hash_short(&sc->buf[b], bn) : name_hash(&sc->buf[b], bn);
 	k->head = load_u64(sc, 8 + b);
 	k->tail = load_u64(sc, len);
 	k->has_dir = slash >= 0;
 	if (k->has_dir)
-		k->dir_hash = name_hash(&sc->buf[d], ((__u32)slash - d) & NAME_MAX_LEN);
+		k->dir_hash = unrolled ? name_hash_short(&sc->buf[d], dn) : name_hash(&sc->buf[d], dn);
+}
+
+static __always_inline void split_keys(struct path_scratch *sc, __u32 len, __s32 slash,
+				       __s32 slash2, struct path_keys *k)
+{
+	split_keys_as(sc, len, slash, slash2, k, 0);
+}
+
+/* name_candidate's: the split is known and the names are mostly short. */
+static __always_inline void split_keys_short(struct path_scratch *sc, __u32 len, __s32 slash,
+					     __s32 slash2, struct path_keys *k)
+{
+	split_keys_as(sc, len, slash, slash2, k, 1);
 }
 
 struct split_ctx {
@@ -176,6 +216,16 @@ static __always_inline int path_in_filter(struct path_scratch *sc, __u32 len, __
 static __always_inline int path_is_candidate(struct path_scratch *sc, __u32 len)
 {
 	return path_in_filter(sc, len, FILTER_ALL);
+}
+
+/* The watched_inode_slots byte of an inode (open_exit.h); must agree with
+ * bee_trace/inodes.py inode_slot() (tests/kernel/test_filter_model.py runs both). */
+#define INODE_SLOTS_LOG2 15
+static __always_inline __u32 inode_slot(__u64 ino, __u32 dev)
+{
+	__u64 x = (ino ^ ((__u64)dev * 0xff51afd7ed558ccdULL)) * 0x9E3779B97F4A7C15ULL;
+
+	return (__u32)(x >> (64 - INODE_SLOTS_LOG2));
 }
 
 #endif

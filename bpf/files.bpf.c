@@ -25,30 +25,55 @@ static __always_inline const char *arg_ptr(unsigned long v)
 	return (const char *)v;
 }
 
+/* Whether this program has anything to do with a syscall exit (native or compat numbering; see
+ * compat.bpf.c): the open family only when it returned a new fd, link/rename (links.bpf.c) when
+ * they succeeded, the compat memory-access calls whatever they returned. Any other exit costs
+ * two loads and this test, no helper call. */
+static __always_inline int exit_wanted(unsigned long nr, long ret)
+{
+	switch (nr) {
+	case NR_LINK: case NR_LINKAT: case NR_SYMLINK: case NR_SYMLINKAT: case NR_RENAME:
+	case NR_RENAMEAT: case NR_RENAMEAT2:
+		return ret == 0;
+	case NR32_PTRACE: case NR32_PROCESS_VM_READV: case NR32_PROCESS_VM_WRITEV:
+	case NR32_PIDFD_GETFD:
+		return 1;
+	case NR_OPEN: case NR_CREAT: case NR_OPENAT: case NR_OPENAT2: case NR_OPEN_TREE:
+	case NR_OPEN_BY_HANDLE_AT:
+	case NR32_OPEN: case NR32_CREAT: case NR32_OPENAT: case NR32_OPEN_BY_HANDLE_AT:
+		return ret >= 0;
+	}
+	return 0;
+}
+
 /* One raw tracepoint for every syscall exit, native and compat: cheaper than the per-syscall
- * tracepoints (no perf trace record is built) and compat syscalls never reach those anyway. A
- * syscall that opens nothing costs a load and a switch. */
+ * tracepoints (no perf trace record is built) and compat syscalls never reach those anyway.
+ * The registers come from the tracepoint's own argument (no bpf_task_pt_regs call). */
 SEC("raw_tp/sys_exit")
 int open_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct pt_regs *r = (struct pt_regs *)bpf_task_pt_regs(t);
+	struct pt_regs *r = VFS_CAST(struct pt_regs, (void *)ctx->args[0]);
+	unsigned long nr = r->orig_ax;
 	long ret = (long)ctx->args[1];
+	struct task_struct *t;
 
+	if (!exit_wanted(nr, ret))
+		return 0;
+	t = bpf_get_current_task_btf();
 	if (t->thread_info.status & TS_COMPAT)
 		return compat_exit(t, r, ret);
-	switch (r->orig_ax) {
+	switch (nr) {
 	case NR_OPEN:
 	case NR_CREAT:
-		return open_exit(t, ret, r->orig_ax, ORIGIN_SYSCALL, arg_ptr(r->di));
+		return open_exit(t, ret, nr, ORIGIN_SYSCALL, arg_ptr(r->di));
 	case NR_OPENAT:
 	case NR_OPENAT2:
 	case NR_OPEN_TREE:
-		return open_exit(t, ret, r->orig_ax, ORIGIN_SYSCALL, arg_ptr(r->si));
+		return open_exit(t, ret, nr, ORIGIN_SYSCALL, arg_ptr(r->si));
 	case NR_OPEN_BY_HANDLE_AT:
-		return open_exit(t, ret, r->orig_ax, ORIGIN_SYSCALL, 0);
+		return open_exit(t, ret, nr, ORIGIN_SYSCALL, 0);
 	}
-	return 0;
+	return links_sys_exit(nr, r);
 }
 
 /* The max-performance profile's alternative to open_sys_exit: per-syscall exit tracepoints tax

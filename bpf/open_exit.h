@@ -32,6 +32,36 @@ BEE_MAP struct {
 	__type(value, struct inode_value);
 } watched_inodes SEC(".maps");
 
+/* One byte per inode_slot() (file_match.h), set for every inode put in watched_inodes (by the
+ * kernel when it learns one, by userspace before it seeds one): an open of an unwatched inode is
+ * refused by this inlined array load instead of a hash lookup (a call and a jhash). A superset:
+ * slots are never cleared. Bytes, not bits, so userspace and the kernel never rewrite each
+ * other's slots. */
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << INODE_SLOTS_LOG2);
+	__type(key, __u32);
+	__type(value, __u8);
+} watched_inode_slots SEC(".maps");
+
+static __always_inline int inode_watched(struct inode_key *k)
+{
+	__u32 slot = inode_slot(k->ino, k->dev);
+	__u8 *v = bpf_map_lookup_elem(&watched_inode_slots, &slot);
+
+	return v && *v && bpf_map_lookup_elem(&watched_inodes, k);
+}
+
+static __always_inline long inode_learn(struct inode_key *k)
+{
+	struct inode_value v = { .tier = TIER_HIGH };
+	__u32 slot = inode_slot(k->ino, k->dev);
+	__u8 one = 1;
+
+	bpf_map_update_elem(&watched_inode_slots, &slot, &one, BPF_ANY);
+	return bpf_map_update_elem(&watched_inodes, k, &v, BPF_NOEXIST);
+}
+
 struct chunk_ctx {
 	struct counters *c;
 	struct settings *s;
@@ -120,6 +150,24 @@ static __always_inline int strings_differ(const char *a, const char *b, __u32 le
 	return x.differ;
 }
 
+/* A dentry's name into dst (40 writable bytes past n): a short name lives in the dentry and is
+ * read as five direct loads, no helper call; a longer one is copied. */
+static __always_inline void dentry_name_copy(char *dst, struct dentry *d, __u32 n)
+{
+	if (bpf_core_field_exists(d->d_shortname) &&
+	    (unsigned long)d->d_name.name == (unsigned long)&d->d_shortname) {
+		__u64 *w = (__u64 *)dst;
+
+		w[0] = d->d_shortname.words[0];
+		w[1] = d->d_shortname.words[1];
+		w[2] = d->d_shortname.words[2];
+		w[3] = d->d_shortname.words[3];
+		w[4] = d->d_shortname.words[4];
+		return;
+	}
+	bpf_probe_read_kernel(dst, n, d->d_name.name);
+}
+
 /* Filter keys come from "/parent/basename" read off the dentries (two short name copies): the
  * patterns' keys never need more (see bee_trace/patterns.py). */
 static __always_inline int name_candidate(struct file *f, struct dentry *d, __u8 *tier)
@@ -145,12 +193,12 @@ static __always_inline int name_candidate(struct file *f, struct dentry *d, __u8
 	pn = p->d_name.len & 255;
 	sc->zero = 0;
 	sc->buf[0] = '/';
-	bpf_probe_read_kernel(&sc->buf[1], pn, p->d_name.name);
+	dentry_name_copy(&sc->buf[1], p, pn);
 	sc->buf[(1 + pn) & 511] = '/';
-	bpf_probe_read_kernel(&sc->buf[(2 + pn) & 511], bn, d->d_name.name);
+	dentry_name_copy(&sc->buf[(2 + pn) & 511], d, bn);
 	len = 2 + pn + bn;
 	sc->buf[len & 1023] = 0;
-	split_keys(sc, len, 1 + pn, 0, &k);
+	split_keys_short(sc, len, 1 + pn, 0, &k);
 	if (!keys_in_filter(&k, FILTER_ALL))
 		return 0;
 	*tier = keys_in_filter(&k, FILTER_HIGH) ? TIER_HIGH : TIER_LOW;
@@ -355,19 +403,15 @@ static __always_inline int open_decide(struct settings *s, struct task_struct *t
 	/* O_PATH fds give no access to the data; reopening one is an open we see. */
 	if (!(s->probes & PROBE_FILE) || (f->f_mode & FMODE_PATH))
 		return 0;
-	if (bpf_map_lookup_elem(&watched_inodes, &key))
+	if (inode_watched(&key))
 		match = MATCH_INODE;
 	else if (name_candidate(f, d, &tier))
 		match = MATCH_NAME;
 	if (!match)
 		return 0;
 	c->candidates++;
-	if (match == MATCH_NAME) {
-		struct inode_value v = { .tier = TIER_HIGH };
-
-		if (bpf_map_update_elem(&watched_inodes, &key, &v, BPF_NOEXIST) == -E2BIG)
-			c->inodes_full++;
-	}
+	if (match == MATCH_NAME && inode_learn(&key) == -E2BIG)
+		c->inodes_full++;
 	emit_file_open(c, s, t, f, &key, match, tier, nr, origin, upath);
 	return 0;
 }
@@ -379,7 +423,8 @@ static __always_inline int open_exit(struct task_struct *t, long ret, long nr, _
 	struct settings *s = get_settings();
 	struct file *f;
 
-	if (ret < 0 || skip_event(s, PROBE_FILE | PROBE_MEMORY))
+	/* skip_event without its helper call: t is the current task. */
+	if (ret < 0 || !s || !(s->probes & (PROBE_FILE | PROBE_MEMORY)) || t->tgid == s->self_tgid)
 		return 0;
 	f = vfs_fd_file(t, ret);
 	if (!f)

@@ -2,7 +2,8 @@
 /* Test-only: runs the kernel's candidate filter (bpf/file_match.h) on a path given by
  * tests/kernel/test_filter_model.py through BPF_PROG_TEST_RUN, so the C code is checked against
  * its Python model (bee_trace/patterns.py) on many paths and policies. Both front ends are run:
- * the split search used for link/rename names and the known split of an open's dentries. */
+ * the split search used for link/rename names and the known split of an open's dentries. Also
+ * the watched-inode slot function against bee_trace/inodes.py. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -34,8 +35,21 @@ int filter_test(struct filter_args *a)
 	__builtin_memset(sc->buf, 0, TEST_PATH_LEN + 8);
 	bpf_probe_read_kernel(sc->buf, TEST_PATH_LEN, a->path);
 	a->searched = path_in_filter(sc, len, a->slot);
-	split_keys(sc, len, a->slash, a->slash2, &k);
+	split_keys_short(sc, len, a->slash, a->slash2, &k);
 	a->split = keys_in_filter(&k, a->slot);
+	return 0;
+}
+
+struct slot_args {
+	__u64 ino;
+	__u32 dev;
+	__u32 slot;          /* out: inode_slot() */
+};
+
+SEC("syscall")
+int slot_test(struct slot_args *a)
+{
+	a->slot = inode_slot(a->ino, a->dev);
 	return 0;
 }
 

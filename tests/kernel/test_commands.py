@@ -85,11 +85,13 @@ def test_check_reports_every_capability_and_attached_probes() -> None:
     with Object(str(OBJECT_PATH)) as obj:
         sections = {f"probe {p.section}" for p in obj.programs()}
     assert set(probes) == sections
-    # opens are seen at every syscall exit (raw_tp, 32-bit syscalls too), which replaces the
-    # open family's own exit tracepoints (the max-performance profile's way)
+    # opens and links are seen at every syscall exit (raw_tp, 32-bit syscalls too), which
+    # replaces their own exit tracepoints (the max-performance profile's way)
     replaced = {n for n, st in probes.items() if st == "replaced by raw_tp/sys_exit"}
     assert replaced == {f"probe tp/syscalls/sys_exit_{n}" for n in
-                        ("open", "creat", "openat", "openat2", "open_tree", "open_by_handle_at")}
+                        ("open", "creat", "openat", "openat2", "open_tree", "open_by_handle_at",
+                         "link", "linkat", "symlink", "symlinkat", "rename", "renameat",
+                         "renameat2")}
     assert {st for n, st in probes.items() if n not in replaced} == {"attached"}, probes
     assert rows["coverage 32-bit syscalls"] == ("ok ", "watched (raw_tp/sys_exit)")
     assert res.stderr.strip() == "monitoring: possible"

@@ -18,6 +18,7 @@ from bee_trace import patterns
 from bee_trace._libbpf import Object, Program
 from bee_trace.config import default_config
 from bee_trace.globs import GlobSet
+from bee_trace.inodes import inode_slot
 
 OBJECT = Path(__file__).resolve().parents[2] / "build" / "tests" / "filtertest.bpf.o"
 PATH_LEN = 512
@@ -106,3 +107,16 @@ def test_kernel_filter_agrees_with_the_python_model(prog: FilterProgram) -> None
             candidates += want
     # the samples exercise both outcomes
     assert checked > 1000 and 0.1 < candidates / checked < 0.9, (checked, candidates)
+
+
+def test_kernel_inode_slot_agrees_with_userspace(prog: FilterProgram) -> None:
+    """userspace sets the slot byte of every inode it seeds: a disagreement would hide seeded
+    inodes (hard links) from the kernel."""
+    slot_prog = next(p for p in prog.obj.programs() if p.name == "slot_test")
+    rng = random.Random(99)
+    cases = [(0, 0), (1, 1), ((1 << 64) - 1, (1 << 32) - 1), (2, (8 << 20) | 1)]
+    cases += [(rng.getrandbits(rng.choice([16, 32, 64])), rng.getrandbits(32)) for _ in range(500)]
+    for ino, dev in cases:
+        ctx = bytearray(struct.pack("<QII", ino, dev, 1 << 31))
+        assert slot_prog.test_run(ctx) == 0
+        assert struct.unpack("<QII", bytes(ctx))[2] == inode_slot(dev, ino), (ino, dev)

@@ -16,11 +16,11 @@ def _cases(b: Bench) -> list[tuple[str, str, str, Any, int]]:
     """(probe, syscall, loadgen mode, argument, ops per trial)."""
     p = b.p
     out: list[tuple[str, str, str, Any, int]] = [
-        ("file: tp/syscalls/sys_exit_openat (exit-time, resolves the opened file)",
+        ("file: raw_tp/sys_exit (exit-time, resolves the opened file)",
          f"openat+close of {b.nonmatch_path}", "open", b.nonmatch_path, p.ops),
-        ("compat: raw_tp/sys_exit (every syscall; returns unless the task is compat)",
+        ("file+compat+links: raw_tp/sys_exit on a syscall it does not watch (one number test)",
          "getppid", "getppid", "-", p.ops * 4),
-        ("links: tp/syscalls/sys_exit_rename*", "rename", "rename", str(b.tmp), p.ops),
+        ("links: raw_tp/sys_exit (rename*, link*, symlink*)", "rename", "rename", str(b.tmp), p.ops),
         ("memory: tp/syscalls/sys_enter_process_vm_readv", "process_vm_readv of itself", "vmread",
          "-", p.ops),
         ("tamper: tp/signal/signal_generate", "kill(self, blocked SIGUSR1)", "signal", "-", p.ops),
