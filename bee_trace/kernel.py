@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import ipaddress
 import os
 import struct
@@ -301,7 +302,7 @@ class Kernel:
         """Every aggregation entry: (key, cumulative count summed over CPUs, a CPU's value with
         the window's sample)."""
         assert self._obj is not None
-        slot = _per_cpu_slot(R.agg_value_dtype)
+        slot = per_cpu_slot(R.agg_value_dtype)
         raw_keys, raw_values, n = self._obj.map("agg").items(R.agg_key_dtype.itemsize,
                                                              slot.itemsize * self.ncpus)
         if not n:
@@ -327,17 +328,22 @@ class Kernel:
 
     def counters_per_cpu(self) -> np.ndarray:
         """struct counters for each possible CPU."""
+        per_cpu = self.per_cpu_slot0("counters", R.counters_dtype)
+        return np.zeros(self.ncpus, dtype=R.counters_dtype) if per_cpu is None else per_cpu
+
+    def per_cpu_slot0(self, name: str, dtype: np.dtype) -> np.ndarray | None:
+        """Slot 0 of a per-CPU array map, one record of `dtype` per possible CPU; None if unread."""
         assert self._obj is not None
-        raw = self._obj.map("counters").lookup(_KEY0, _PER_CPU_COUNTERS.itemsize * self.ncpus)
-        if raw is None:
-            return np.zeros(self.ncpus, dtype=_PER_CPU_COUNTERS)
-        return np.frombuffer(raw, dtype=_PER_CPU_COUNTERS)
+        slot = per_cpu_slot(dtype)
+        raw = self._obj.map(name).lookup(_KEY0, slot.itemsize * self.ncpus)
+        return None if raw is None else np.frombuffer(raw, dtype=slot)
 
 
 _KEY0 = bytes(ctypes.c_uint32(0))
 
 
-def _per_cpu_slot(dtype: np.dtype) -> np.dtype:
+@functools.cache
+def per_cpu_slot(dtype: np.dtype) -> np.dtype:
     """A per-CPU map's value holds one 8-aligned slot per CPU: the struct padded to its slot."""
     names = list(dtype.names or ())
     fields: Any = dtype.fields or {}
@@ -345,8 +351,6 @@ def _per_cpu_slot(dtype: np.dtype) -> np.dtype:
                  "offsets": [fields[n][1] for n in names], "itemsize": (dtype.itemsize + 7) & ~7}
     return np.dtype(spec)
 
-
-_PER_CPU_COUNTERS = _per_cpu_slot(R.counters_dtype)
 
 
 def cgroup2_root() -> str:

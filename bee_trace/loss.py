@@ -169,15 +169,11 @@ def read_egress_counters(kernel: Kernel) -> dict[str, int]:
     """The egress counters summed over CPUs, and learned-table evictions (inserts that are no
     longer in the table: entries are never deleted, so the difference is what the LRU evicted)."""
     try:
-        m = kernel.map("egress_counters")
+        per_cpu = kernel.per_cpu_slot0("egress_counters", R.egress_counters_dtype)
     except Exception:  # noqa: BLE001 - network monitor off: no egress maps to read
         return {}
-    stride = (R.egress_counters_dtype.itemsize + 7) & ~7
-    raw = m.lookup(b"\0\0\0\0", stride * kernel.ncpus)
-    if raw is None:
+    if per_cpu is None:
         return {}
-    arr = np.frombuffer(raw, dtype=np.uint8).reshape(kernel.ncpus, stride)[:, :R.egress_counters_dtype.itemsize]
-    per_cpu = np.ascontiguousarray(arr).view(R.egress_counters_dtype).reshape(-1)
     out = {n: int(per_cpu[n].sum()) for n in R.EGRESS_COUNTERS}
     present = len(kernel.map("learned").keys(R.addr_key_dtype.itemsize))
     out["learned_present"] = present

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bee_trace import records as R
 from bee_trace.config import default_config
+from bee_trace.kernel import per_cpu_slot
 
 
 def _config(sampling_rate: float = 1.0, eps: int = 0, window_ms: int = 0):
@@ -115,7 +116,7 @@ def test_batch_lookup_of_a_map_returns_what_a_key_walk_returns(monitor) -> None:
     mon.settle(0.3)
     agg = mon.pipeline.kernel.map("agg")
     key_len = R.agg_key_dtype.itemsize
-    value_len = ((R.agg_value_dtype.itemsize + 7) & ~7) * mon.pipeline.kernel.ncpus
+    value_len = per_cpu_slot(R.agg_value_dtype).itemsize * mon.pipeline.kernel.ncpus
     walked = set(agg.keys(key_len))
     assert len(walked) >= len(ports)
     for chunk in (4096, 1):
