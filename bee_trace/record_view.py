@@ -25,7 +25,7 @@ class Layout:
         assert dtype.fields is not None, dtype
         fmt, pos = ["<"], 0
         self.names: list[str] = []
-        self._strip: list[int] = []   # S fields: numpy drops their trailing NULs
+        self._strip_names: list[str] = []   # S fields: numpy drops their trailing NULs
         for name, (ft, off, *_) in sorted(dtype.fields.items(), key=lambda kv: kv[1][1]):
             assert ft.shape == () and ft.fields is None, f"{name}: only flat scalar fields"
             if off > pos:
@@ -33,32 +33,25 @@ class Layout:
             if ft.kind in "SV":
                 fmt.append(f"{ft.itemsize}s")
                 if ft.kind == "S":
-                    self._strip.append(len(self.names))
+                    self._strip_names.append(name)
             else:
                 fmt.append(_INT_CODES[(ft.kind, ft.itemsize)])
             self.names.append(name)
             pos = off + ft.itemsize
         self.struct = struct.Struct("".join(fmt))
-        self._strip_names = [self.names[i] for i in self._strip]
-        self._padded: dict[int, list[str]] = {}
         assert self.struct.size <= dtype.itemsize, dtype
 
     def unpack(self, buf: bytes | memoryview, offset: int) -> dict[str, Any]:
         return self.fields(self.struct.unpack_from(buf, offset))
 
     def fields(self, values: tuple) -> dict[str, Any]:
-        """Unpacked values (in `names` order, extra leading ones skipped) as a dict."""
-        d = dict(zip(self._keys(len(values)), values))
+        """Unpacked values as a dict; leading extra values (a ring slot's len word) skipped."""
+        if len(values) > len(self.names):
+            values = values[len(values) - len(self.names):]
+        d = dict(zip(self.names, values))
         for name in self._strip_names:
             d[name] = d[name].rstrip(b"\0")
         return d
-
-    def _keys(self, n: int) -> list[str]:
-        """Names for a tuple of n values whose last len(names) are this layout's."""
-        keys = self._padded.get(n)
-        if keys is None:
-            keys = self._padded[n] = [f"_{i}" for i in range(n - len(self.names))] + self.names
-        return keys
 
 
 HEADER = Layout(R.header_dtype)

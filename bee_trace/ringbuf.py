@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import records as R
-from .record_view import HEADER, RecordView
+from .record_view import HEADER
 
 _BUSY = 1 << 31
 _DISCARD = 1 << 30
@@ -60,9 +60,6 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.headers)
-
-    def view(self, i: int) -> RecordView:
-        return RecordView(self.raw, self.offsets[i])
 
     @property
     def events(self) -> np.ndarray:
