@@ -99,7 +99,11 @@ _CLASS_OF = {p: (cat, forced) for gs, cat, forced in reversed(_CLASSES) for p in
 
 def _file_class(path: str) -> tuple[str, str | None]:
     """(category, forced severity) for a path; forced None = use file_access level."""
-    pattern = _ALL_CLASSES.match(path)
+    return _class_of(_ALL_CLASSES.match(path))
+
+
+def _class_of(pattern: str | None) -> tuple[str, str | None]:
+    """(category, forced severity) of the class pattern a path matched (None: just watched)."""
     return _CLASS_OF[pattern] if pattern else ("watched", None)
 
 
@@ -144,7 +148,7 @@ def _classify_file(ev: dict, cfg: Config) -> None:
             _set(ev, "low", f"file.unwatched.{access}", cat_name, 0.0)
         return
 
-    category, forced = _CLASS_OF[cls] if cls else ("watched", None)
+    category, forced = _class_of(cls)
     rule = f"file.{category}.{access}"
     if forced is None:
         _set(ev, levels["file_access"], rule, cat_name, 0.5)
