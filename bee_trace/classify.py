@@ -73,11 +73,17 @@ def _risk(sev: str, position: float) -> int:
     return lo + round((hi - lo) * min(max(position, 0.0), 1.0))
 
 
+_RISKS: dict[tuple[str, float], int] = {}   # (severity, position) -> risk: a handful of pairs
+
+
 def _set(ev: dict, sev: str, rule: str, category: str, position: float = 0.5) -> None:
     ev["severity"] = sev
     ev["rule"] = rule
     ev["category"] = category
-    ev["risk"] = _risk(sev, position)
+    risk = _RISKS.get((sev, position))
+    if risk is None:
+        risk = _RISKS[(sev, position)] = _risk(sev, position)
+    ev["risk"] = risk
 
 
 def _s(ev: dict, key: str) -> str:
@@ -157,8 +163,12 @@ def _classify_file(ev: dict, cfg: Config) -> None:
         # Expected reader (e.g. ssh for its own key): keep the record, drop the alarm.
         _set(ev, "low", f"{rule}.allowed", cat_name, 0.5)
         return
-    position = {"ssh_key": 1.0, "cloud_credential": 0.8, "private_key": 0.6, "credential": 0.5}
-    _set(ev, max_severity(forced, levels["file_access"]), rule, cat_name, position[category])
+    level = levels["file_access"]
+    _set(ev, forced if _RANK[forced] >= severity_rank(level) else level, rule, cat_name,
+         _CLASS_POSITION[category])
+
+
+_CLASS_POSITION = {"ssh_key": 1.0, "cloud_credential": 0.8, "private_key": 0.6, "credential": 0.5}
 
 
 # --------------------------------------------------------------------------- memory

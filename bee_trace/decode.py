@@ -44,6 +44,9 @@ class DecodeContext:
     # header_fields' process context by (tgid, ppid), valid for one process-cache generation.
     process_fields: dict[tuple[int, int], ProcessFields] = field(default_factory=dict)
     process_fields_gen: int = -1
+    # header_fields' event start by the header fields one process's records share, valid for
+    # as long as process_fields (same generation): each record copies it.
+    headers: dict[tuple, Event] = field(default_factory=dict)
 
     def add_chunk(self, tid: int, chain: int, what: int, index: int, data: bytes) -> None:
         if len(self.chunks) >= CHUNKS_PENDING_MAX:
@@ -91,12 +94,20 @@ class ProcessFields:
 _NO_PROCESS = ProcessFields("", "", [], [], None)
 
 
+def _check_generation(ctx: DecodeContext) -> None:
+    """Process contexts and event starts are valid for one process-cache generation."""
+    if ctx.process_fields_gen != ctx.procs.generation:
+        ctx.process_fields.clear()
+        ctx.headers.clear()
+        ctx.process_fields_gen = ctx.procs.generation
+
+
 def process_fields(ctx: DecodeContext, tgid: int, ppid: int) -> ProcessFields:
     """From the process cache, computed once per (tgid, ppid) until the cache changes."""
+    _check_generation(ctx)
     cache = ctx.process_fields
-    if ctx.process_fields_gen != ctx.procs.generation or len(cache) >= PROCESS_FIELDS_MAX:
+    if len(cache) >= PROCESS_FIELDS_MAX:
         cache.clear()
-        ctx.process_fields_gen = ctx.procs.generation
     pf = cache.get((tgid, ppid))
     if pf is None:
         info = ctx.procs.get(tgid)
@@ -107,27 +118,24 @@ def process_fields(ctx: DecodeContext, tgid: int, ppid: int) -> ProcessFields:
             pf = ProcessFields(info.exe, info.cmdline, ctx.procs.ancestry(tgid, ppid),
                                ctx.procs.ancestry_pids(tgid, ppid), start)
         # ctx.procs.get may have read /proc (a new generation): key the entry to the current one.
-        if ctx.process_fields_gen != ctx.procs.generation:
-            cache.clear()
-            ctx.process_fields_gen = ctx.procs.generation
+        _check_generation(ctx)
         cache[(tgid, ppid)] = pf
     return pf
 
 
-def header_fields(rec: RecordView, ctx: DecodeContext) -> Event:
-    h = rec.h
-    tgid, ppid, boot_ns = h["tgid"], h["ppid"], h["ts_ns"]
-    ts_ns = boot_ns + ctx.realtime_offset_ns
-    pf = process_fields(ctx, tgid, ppid)
+def _event_start(ctx: DecodeContext, h: dict[str, Any]) -> Event:
+    """The fields every record of one process shares, in the contract's order, with
+    placeholders for the per-record ones (header_fields sets them on a copy)."""
+    pf = process_fields(ctx, h["tgid"], h["ppid"])
     return {
-        "ts": iso_ts(ts_ns),
-        "ts_ns": ts_ns,
+        "ts": "",
+        "ts_ns": 0,
         "kind": "",
         "severity": "low",
         "rule": "",
-        "pid": tgid,
-        "tid": h["tid"],
-        "ppid": ppid,
+        "pid": h["tgid"],
+        "tid": 0,
+        "ppid": h["ppid"],
         "uid": h["uid"],
         "comm": decode(h["comm"]),
         "exe": pf.exe,
@@ -137,11 +145,33 @@ def header_fields(rec: RecordView, ctx: DecodeContext) -> Event:
         "ancestry_pids": pf.ancestry_pids,
         "start_time": pf.start_time,
         "cgroup_id": h["cgroup_id"],
-        "cpu": h["cpu"],
-        "seq": h["seq"],
+        "cpu": 0,
+        "seq": 0,
         "lane": R.LANE_NAMES[h["lane"] & 1],
-        "boot_ns": boot_ns,
+        "boot_ns": 0,
     }
+
+
+def header_fields(rec: RecordView, ctx: DecodeContext) -> Event:
+    h = rec.h
+    key = (h["tgid"], h["ppid"], h["uid"], h["cgroup_id"], h["comm"], h["lane"])
+    if ctx.process_fields_gen != ctx.procs.generation:
+        _check_generation(ctx)
+    start = ctx.headers.get(key)
+    if start is None:
+        if len(ctx.headers) >= PROCESS_FIELDS_MAX:
+            ctx.headers.clear()
+        start = _event_start(ctx, h)
+        ctx.headers[key] = start   # after _event_start: it may start a new generation
+    ev = start.copy()   # a C-level copy keeps the key order; the per-record values replace
+    boot_ns = h["ts_ns"]
+    ev["ts_ns"] = ts_ns = boot_ns + ctx.realtime_offset_ns
+    ev["ts"] = iso_ts(ts_ns)
+    ev["tid"] = h["tid"]
+    ev["cpu"] = h["cpu"]
+    ev["seq"] = h["seq"]
+    ev["boot_ns"] = boot_ns
+    return ev
 
 
 def _joined(parts: dict[int, bytes], count: int) -> tuple[bytes, bool]:
@@ -155,12 +185,12 @@ def _joined(parts: dict[int, bytes], count: int) -> tuple[bytes, bool]:
 def file_path(rec: RecordView, ctx: DecodeContext) -> tuple[bytes, bytes | None, bool]:
     """(resolved path, the caller's string when it differs, complete): the record's tail joined
     with the EV_PATH records that preceded it."""
-    h, f = rec["h"], rec["u"]["file"]
-    total = int(f["path_len"])
-    tail = bytes(f["path"])[:min(total, R.FILE_TAIL)]
-    complete = not int(h["flags"]) & (R.EVF_TRUNCATED | R.EVF_CHUNK_LOST)
+    h, f = rec.h, rec.u["file"]   # plain ints and bytes (record_view)
+    total, flags = f["path_len"], h["flags"]
+    tail = f["path"][:min(total, R.FILE_TAIL)]
+    complete = not flags & (R.EVF_TRUNCATED | R.EVF_CHUNK_LOST)
     requested: bytes | None = None
-    if int(h["flags"]) & R.EVF_CHAINED:
+    if flags & R.EVF_CHAINED:
         chunks = ctx.take_chunks(int(h["tid"]), int(h["ts_ns"]))
         head, ok = _joined(chunks.get(R.CHUNK_PATH, {}), int(f["nchunks"]))
         if ok and len(head) + len(tail) == total:

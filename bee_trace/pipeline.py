@@ -330,7 +330,7 @@ class Pipeline:
         reason = self.confirmer.confirm(ev)
         if reason is None:
             classify(ev, self.cfg)
-            if severity_rank(ev["severity"]) < self._min_rank:
+            if self._min_rank and severity_rank(ev["severity"]) < self._min_rank:
                 reason = Reject.BELOW_SEVERITY
         if reason is not None:
             self.replay.folds.remember(ev, shown=False)

@@ -45,6 +45,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _MAX_DESTINATIONS = 1000
 _FINDING_MIN = "medium"
 _FINDING_RANK = severity_rank(_FINDING_MIN)
+_SEVERITY_RANK = {s: severity_rank(s) for s in SEVERITIES}
 
 
 class ReportError(ValueError):
@@ -124,10 +125,12 @@ class Report:
     # ------------------------------------------------------------------ ingest
 
     def add(self, event: dict) -> None:
-        n = _count(event)
+        n = 1 if "count" not in event else _count(event)
         kind = _str(event.get("kind")) or "unknown"
         sev = _str(event.get("severity"))
-        rank = severity_rank(sev)
+        rank = _SEVERITY_RANK.get(sev)   # the pipeline's spelling; anything else is ranked
+        if rank is None:
+            rank = severity_rank(sev)
         if rank < 0:
             sev, rank = "low", 0  # unknown severities are counted, never dropped
         self.records += 1
