@@ -150,7 +150,9 @@ class FindingsToStderr(Sink):
         self.health = health
 
     def _line(self, ev: Event, n: int) -> None:
-        if not self.health.failures or not self.health.failed or not meets(ev.get("severity", "low"), FALLBACK_MIN_SEVERITY):
+        if not self.health.failures:   # nothing failed: the case of every event
+            return
+        if not self.health.failed or not meets(ev.get("severity", "low"), FALLBACK_MIN_SEVERITY):
             return
         from .table import details
         count = n * int(ev.get("count", 1) or 1)
