@@ -44,10 +44,12 @@ class DecodeContext:
     # header_fields' process context by (tgid, ppid), valid for one process-cache generation.
     process_fields: dict[tuple[int, int], ProcessFields] = field(default_factory=dict)
     process_fields_gen: int = -1
+    chunks_evicted: int = 0     # chains dropped unfinished to keep the bound
 
     def add_chunk(self, tid: int, chain: int, what: int, index: int, data: bytes) -> None:
-        if len(self.chunks) >= CHUNKS_PENDING_MAX:
+        if len(self.chunks) >= CHUNKS_PENDING_MAX and (tid, chain) not in self.chunks:
             self.chunks.pop(next(iter(self.chunks)))
+            self.chunks_evicted += 1
         self.chunks.setdefault((tid, chain), {}).setdefault(what, {})[index] = data
 
     def take_chunks(self, tid: int, chain: int) -> dict[int, dict[int, bytes]]:
@@ -412,7 +414,7 @@ def decode_fork(rec: RecordView, ctx: DecodeContext) -> Event | None:
 def decode_exit(rec: RecordView, ctx: DecodeContext) -> Event | None:
     tgid = int(rec["h"]["tgid"])
     ev = header_fields(rec, ctx) if "exit" in OUTPUT_LIFECYCLE else None
-    ctx.procs.on_exit(tgid)
+    ctx.procs.on_exit(tgid, int(rec["h"]["ts_ns"]))
     if ev is None:
         return None
     code = int(rec["u"]["proc"]["exit_code"])
