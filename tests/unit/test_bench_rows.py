@@ -34,6 +34,12 @@ def test_memory_trend_starts_after_warmup():
     assert m["rss_growth_mib"] == 0.0 and m["rss_slope_mib_per_min"] == pytest.approx(0.0)
     assert m["rss_max_mib"] == 46.0
     assert memory_trend(samples, 1e9) == {}
+    # the end points are medians of 10 s: one high sample does not move them, a step does
+    spiky = [(float(t), 50.0 + (3.0 if t == 60 else 0.0) + (1.0 if t >= 200 else 0.0), 20.0)
+             for t in range(0, 300)]
+    m = memory_trend(spiky, 60.0)
+    assert m["rss_warm_mib"] == 50.0 and m["rss_final_mib"] == 51.0 and m["rss_growth_mib"] == 1.0
+    assert m["rss_max_mib"] == 53.0
 
 
 def test_cache_trend_shows_what_fills_after_warmup():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import statistics
 import struct
 import tempfile
 import threading
@@ -23,6 +24,7 @@ from .distinct import scratch_dir
 
 DNS_PORT = 53
 CACHE_EVERY_S = 5.0      # how often the agent reports its userspace caches' sizes
+ENDPOINT_WINDOW_S = 10.0  # RSS at warm-up and at the end: the median of this many seconds
 
 
 class Resolver:
@@ -58,18 +60,27 @@ class Resolver:
         self.sock.close()
 
 
-def memory_trend(samples: list[tuple[float, float, float]], warmup: float) -> dict[str, Any]:
-    """From (t, rss_mib, uss_mib) samples: RSS at the end of warm-up, final RSS, final minus
-    warm-up and the least-squares slope of RSS and USS after warm-up (MiB/min)."""
+def memory_trend(samples: list[tuple[float, float, float]], warmup: float,
+                 window: float = ENDPOINT_WINDOW_S) -> dict[str, Any]:
+    """From (t, rss_mib, uss_mib) samples: RSS at the end of warm-up and final RSS (each the
+    median of the samples in the `window` seconds after warm-up / before the last sample: one
+    sample moves by an allocator's page or two), final minus warm-up, the least-squares slope of
+    RSS and USS after warm-up (MiB/min), and the most RSS after warm-up."""
     after = [s for s in samples if s[0] >= warmup]
     if not after:
         return {}
-    return {"rss_warm_mib": after[0][1], "rss_final_mib": after[-1][1],
-            "rss_growth_mib": after[-1][1] - after[0][1],
-            "uss_warm_mib": after[0][2], "uss_final_mib": after[-1][2],
+    first = [s for s in after if s[0] < after[0][0] + window]
+    last = [s for s in after if s[0] > after[-1][0] - window]
+
+    def med(rows: list[tuple[float, float, float]], i: int) -> float:
+        return float(statistics.median(r[i] for r in rows))
+
+    return {"rss_warm_mib": med(first, 1), "rss_final_mib": med(last, 1),
+            "rss_growth_mib": med(last, 1) - med(first, 1),
+            "uss_warm_mib": med(first, 2), "uss_final_mib": med(last, 2),
             "rss_slope_mib_per_min": slope_per_minute([s[0] for s in after], [s[1] for s in after]),
             "uss_slope_mib_per_min": slope_per_minute([s[0] for s in after], [s[2] for s in after]),
-            "rss_max_mib": max(s[1] for s in samples)}
+            "rss_max_mib": max(s[1] for s in after)}
 
 
 def measure(b: Bench) -> dict[str, Any]:
@@ -158,8 +169,10 @@ def render(r: dict[str, Any]) -> list[str]:
                  f"{load['spawn_per_s']}/s fork+exec, {load['dns_per_s']}/s DNS"
                  + (f" ({r['dns_note']})" if r.get("dns_note") else
                     f" ({fmt_num(load['dns_answered'])} answered)")],
-        [f"RSS after warm-up ({r['warmup_s']:.0f} s), MiB", mib("rss_warm_mib")],
-        ["RSS final, MiB", mib("rss_final_mib")],
+        [f"RSS after warm-up (median of {r['warmup_s']:.0f}–{r['warmup_s'] + ENDPOINT_WINDOW_S:.0f} s), MiB",
+         mib("rss_warm_mib")],
+        [f"RSS final (median of the last {ENDPOINT_WINDOW_S:.0f} s), MiB", mib("rss_final_mib")],
+        ["RSS most after warm-up, MiB", mib("rss_max_mib")],
         ["RSS final − warm-up, MiB", mib("rss_growth_mib")],
         ["RSS slope after warm-up, MiB/min", mib("rss_slope_mib_per_min")],
         ["USS warm-up → final, MiB", f"{mib('uss_warm_mib')} → {mib('uss_final_mib')}"],
