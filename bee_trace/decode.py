@@ -65,7 +65,10 @@ PER_RECORD_FIELDS = ("ts", "ts_ns", "tid", "cpu", "seq", "lane", "boot_ns")
 # An event copied from a template carries it here (sinks may cache work on it); not output.
 TEMPLATE_KEY = "_template"
 
-_TS_PREFIXES: dict[int, str] = {}  # second -> its date-time part; event and start times alternate
+# second -> its date-time part; event and start times alternate. Small: a long run sees a new
+# second every second, and a miss costs one strftime.
+_TS_PREFIXES: dict[int, str] = {}
+TS_PREFIXES_MAX = 64
 
 
 def iso_ts(ns: int) -> str:
@@ -73,7 +76,7 @@ def iso_ts(ns: int) -> str:
     sec, rem = divmod(ns, 1_000_000_000)
     prefix = _TS_PREFIXES.get(sec)
     if prefix is None:
-        if len(_TS_PREFIXES) >= 1024:
+        if len(_TS_PREFIXES) >= TS_PREFIXES_MAX:
             _TS_PREFIXES.clear()
         prefix = _TS_PREFIXES[sec] = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{prefix}.{rem // 1000:06d}+00:00"

@@ -401,7 +401,7 @@ class Pipeline:
             folded_unnamed_keys=[list(k) for k in folds.unnamed_keys],
             spilled_reported=self.replay.spilled_reported,
             shed_raised=self.backpressure.raised,
-            governor=list(self.governor.actions),
+            governor=self.governor.summary(),
             process_cache_evictions=self.ctx.procs.evictions,
             caches=self.caches(),
             egress=self.egress_summary(),

@@ -139,3 +139,13 @@ def test_path_chunks_bound_counts_dropped_chains() -> None:
         c.add_chunk(i, 0, 0, 0, b"x")
     c.add_chunk(CHUNKS_PENDING_MAX + 1, 0, 0, 1, b"y")   # a chain already waiting: nothing dropped
     assert len(c.chunks) == CHUNKS_PENDING_MAX and c.chunks_evicted == 2
+
+
+def test_timestamp_prefixes_stay_small() -> None:
+    from datetime import UTC, datetime
+
+    from bee_trace import decode as D
+    for sec in range(1_700_000_000, 1_700_000_000 + 3 * D.TS_PREFIXES_MAX):
+        ts = D.iso_ts(sec * S + 123_456_789)
+        assert ts == datetime.fromtimestamp(sec + 0.123456, tz=UTC).isoformat(timespec="microseconds")
+        assert len(D._TS_PREFIXES) <= D.TS_PREFIXES_MAX
