@@ -12,6 +12,7 @@ from . import records as R
 from .config import Config
 
 MAX_SAMPLE_EVERY = 64
+GOVERNOR_KEPT = 20       # governor changes named in the summary (a long run may make many)
 
 
 @dataclass
@@ -125,10 +126,17 @@ class Governor:
     factor: int = 1
     over: int = 0
     under: int = 0
-    actions: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)   # the last GOVERNOR_KEPT changes
+    changes: int = 0                                     # every change, kept or not
     _last_cpu: float = field(default_factory=time.process_time)
     _last_t: float = field(default_factory=time.monotonic)
     last_percent: float = 0.0
+
+    def summary(self) -> list[str]:
+        """The changes for the summary: the last GOVERNOR_KEPT, after a line counting those
+        left out."""
+        left_out = self.changes - len(self.actions)
+        return ([f"governor: {left_out} earlier changes not listed"] if left_out else []) + self.actions
 
     def update(self) -> dict[int, int] | None:
         """Once a second; returns new sample_every values when they change."""
@@ -154,6 +162,7 @@ class Governor:
         self.factor = new
         msg = (f"governor: agent CPU {self.last_percent:.1f}% vs budget {self.budget_percent:g}%: "
                f"bulk sampling x{new}")
-        self.actions.append(msg)
+        self.changes += 1
+        self.actions = (self.actions + [msg])[-GOVERNOR_KEPT:]
         print(f"bee-trace: {msg}", file=sys.stderr)
         return {t: min(MAX_SAMPLE_EVERY, max(1, n) * new) for t, n in self.base.items()}

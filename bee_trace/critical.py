@@ -47,6 +47,8 @@ class FoldTracker:
         self.rejected = 0          # folded repeats of events policy did not show
         self.unnamed = 0           # folded events whose first event was forgotten: not reported
         self.unnamed_keys: list[FoldKey] = []    # the last few of them (the summary shows them)
+        self.first_evictions = 0   # first events forgotten (a later count is rebuilt from its key)
+        self.hidden_evictions = 0  # hidden keys forgotten (a later count of one is then shown)
 
     def remember(self, ev: Event, shown: bool = True) -> None:
         key = fold_key(ev)
@@ -57,11 +59,13 @@ class FoldTracker:
             self.hidden.move_to_end(key)
             while len(self.hidden) > REJECTED_KEYS:
                 self.hidden.popitem(last=False)
+                self.hidden_evictions += 1
             return
         self.first[key] = ev
         self.first.move_to_end(key)
         while len(self.first) > REMEMBERED:
             self.first.popitem(last=False)
+            self.first_evictions += 1
 
     def summaries(self, counts: dict[FoldKey, int],
                   rebuild: Callable[[FoldKey], Event | None] | None = None) -> list[Event]:

@@ -47,10 +47,12 @@ class DecodeContext:
     # header_fields' event start by the header fields one process's records share, valid for
     # as long as process_fields (same generation): each record copies it.
     headers: dict[tuple, Event] = field(default_factory=dict)
+    chunks_evicted: int = 0     # chains dropped unfinished to keep the bound
 
     def add_chunk(self, tid: int, chain: int, what: int, index: int, data: bytes) -> None:
-        if len(self.chunks) >= CHUNKS_PENDING_MAX:
+        if len(self.chunks) >= CHUNKS_PENDING_MAX and (tid, chain) not in self.chunks:
             self.chunks.pop(next(iter(self.chunks)))
+            self.chunks_evicted += 1
         self.chunks.setdefault((tid, chain), {}).setdefault(what, {})[index] = data
 
     def take_chunks(self, tid: int, chain: int) -> dict[int, dict[int, bytes]]:
@@ -66,7 +68,10 @@ PER_RECORD_FIELDS = ("ts", "ts_ns", "tid", "cpu", "seq", "lane", "boot_ns")
 # An event copied from a template carries it here (sinks may cache work on it); not output.
 TEMPLATE_KEY = "_template"
 
-_TS_PREFIXES: dict[int, str] = {}  # second -> its date-time part; event and start times alternate
+# second -> its date-time part; event and start times alternate. Small: a long run sees a new
+# second every second, and a miss costs one strftime.
+_TS_PREFIXES: dict[int, str] = {}
+TS_PREFIXES_MAX = 64
 
 
 def iso_ts(ns: int) -> str:
@@ -74,7 +79,7 @@ def iso_ts(ns: int) -> str:
     sec, rem = divmod(ns, 1_000_000_000)
     prefix = _TS_PREFIXES.get(sec)
     if prefix is None:
-        if len(_TS_PREFIXES) >= 1024:
+        if len(_TS_PREFIXES) >= TS_PREFIXES_MAX:
             _TS_PREFIXES.clear()
         prefix = _TS_PREFIXES[sec] = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{prefix}.{rem // 1000:06d}+00:00"
@@ -442,7 +447,7 @@ def decode_fork(rec: RecordView, ctx: DecodeContext) -> Event | None:
 def decode_exit(rec: RecordView, ctx: DecodeContext) -> Event | None:
     tgid = int(rec["h"]["tgid"])
     ev = header_fields(rec, ctx) if "exit" in OUTPUT_LIFECYCLE else None
-    ctx.procs.on_exit(tgid)
+    ctx.procs.on_exit(tgid, int(rec["h"]["ts_ns"]))
     if ev is None:
         return None
     code = int(rec["u"]["proc"]["exit_code"])

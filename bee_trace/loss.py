@@ -85,6 +85,8 @@ class LossSummary:
     shed_raised: int = 0                # times backpressure raised the shed level
     governor: list[Any] = field(default_factory=list)
     process_cache_evictions: int = 0
+    # userspace tables by name: entries, bound, evicted (by the bound), expired (no longer needed)
+    caches: dict[str, dict[str, int]] = field(default_factory=dict)
     egress: dict[str, Any] = field(default_factory=dict)   # egress_summary(); {} without network
     tamper: dict[str, int] = field(default_factory=dict)   # critical tamper events by rule
     stopped_by: list[dict[str, Any]] = field(default_factory=list)

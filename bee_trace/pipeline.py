@@ -17,10 +17,11 @@ from .classify import classify, severity_rank
 from .config import Config, default_config
 from .confirm import Confirmer, Inodes, Reject
 from .control import Backpressure, Governor, Tuning, WakeTuner, tuning_for
-from .decode import DecodeContext, decode_record
+from .critical import REJECTED_KEYS, REMEMBERED
+from .decode import CHUNKS_PENDING_MAX, DecodeContext, decode_record
 from .egress.policy import EgressPolicy
 from .event import Event
-from .inodes import watched_inodes
+from .inodes import MAX_INODES, watched_inodes
 from .kernel import Kernel, check_min_kernel
 from .loss import LossSummary, lane_losses, read_egress_counters, total_drops, uncounted_gaps
 from .record_view import RecordView
@@ -37,6 +38,7 @@ TEMPLATE_CACHE = 4096   # decoded events kept for repeated identical records
 DRAIN_BUDGET_S = 0.05   # longest stretch of reading before housekeeping runs again
 BULK_CHUNK = 16         # bulk records handled between two looks at the critical ring (≈ 0.7 ms here)
 REPLAY_EVERY_S = 0.005  # how often spilled, folded and aggregated records are looked for
+HOUSEKEEPING_S = 5.0    # how often exited processes and names the kernel dropped are forgotten
 
 
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (Python's default: 700)
@@ -105,6 +107,7 @@ class Pipeline:
         self.wake: WakeTuner | None = None
         self._next_agg_flush = 0.0
         self._next_replay = 0.0
+        self._next_housekeeping = 0.0
         self._bulk_idle = True
         self._last_bulk = 0.0
         self.templates = TemplateCache(TEMPLATE_CACHE)
@@ -170,7 +173,18 @@ class Pipeline:
             self.flush()
         if self.opts.adaptive:
             self._adapt()
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + HOUSEKEEPING_S
+            self.housekeep()
         return n
+
+    def housekeep(self) -> None:
+        """Forget what no record can need any more: processes that exited a grace period ago
+        and names the kernel no longer puts on records. Under a churn of short-lived processes
+        and DNS names the caches then stay near what is alive, well under their bounds."""
+        boot_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        self.ctx.procs.expire(boot_ns)
+        self.ctx.names.expire(boot_ns)
 
     def poll_timeout(self) -> float:
         """How long step() waits: the bulk latency bound while bulk records flow, else the slow
@@ -387,8 +401,9 @@ class Pipeline:
             folded_unnamed_keys=[list(k) for k in folds.unnamed_keys],
             spilled_reported=self.replay.spilled_reported,
             shed_raised=self.backpressure.raised,
-            governor=list(self.governor.actions),
+            governor=self.governor.summary(),
             process_cache_evictions=self.ctx.procs.evictions,
+            caches=self.caches(),
             egress=self.egress_summary(),
             tamper=dict(self.stats.tamper),
             stopped_by=list(self.confirmer.stopped_by),
@@ -399,6 +414,27 @@ class Pipeline:
         verdict = decide(summary, tamper=self.stats.tamper, stalled_ms=self.stall.stalled_ms)
         summary.verdict, summary.verdict_reasons = verdict.state, verdict.reasons
         return summary
+
+    def caches(self) -> dict[str, dict[str, int]]:
+        """Every userspace table that grows with what the run sees: its entries and bound, how
+        many the bound pushed out (`evicted`) and, where entries expire, how many were no longer
+        needed (`expired`)."""
+        procs, names, folds, chunks = self.ctx.procs, self.ctx.names, self.replay.folds, self.ctx.chunks
+        return {
+            "processes": {"entries": len(procs), "bound": procs.capacity, "evicted": procs.evictions,
+                          "expired": procs.expired},
+            "dns_names": {"entries": len(names), "bound": names.capacity, "evicted": names.evictions,
+                          "expired": names.expired},
+            "templates": {"entries": len(self.templates), "bound": self.templates.capacity,
+                          "evicted": self.templates.evictions},
+            "fold_first_events": {"entries": len(folds.first), "bound": REMEMBERED,
+                                  "evicted": folds.first_evictions},
+            "fold_hidden_keys": {"entries": len(folds.hidden), "bound": REJECTED_KEYS,
+                                 "evicted": folds.hidden_evictions},
+            "watched_inodes": {"entries": len(self.inodes), "bound": MAX_INODES, "evicted": 0},
+            "path_chunks": {"entries": len(chunks), "bound": CHUNKS_PENDING_MAX,
+                            "evicted": self.ctx.chunks_evicted},
+        }
 
     def egress_summary(self) -> dict[str, Any]:
         if "network_monitor" not in self.kernel.probes:

@@ -1,6 +1,8 @@
 """Process context, kept in a bounded cache (evictions counted): seeded from /proc at start, then
 fed by the kernel's exec/fork/exit records, so a process that has already exited when its events
-are decoded still has its exe, cmdline and ancestry."""
+are decoded still has its exe, cmdline and ancestry. An exited process is dropped a grace period
+after its exit (expire()), unless a process still known descends from it: churn of short-lived
+processes then keeps the cache near the live processes, not at its bound."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ from dataclasses import dataclass, field
 CMDLINE_MAX = 1024
 ANCESTRY_MAX = 8
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# How long an exited process's context is kept: its records may still wait in a ring, or come
+# back as fold counts, aggregation summaries or spilled records (each well under this).
+EXITED_GRACE_NS = 30 * 1_000_000_000
 
 
 def decode(b: bytes) -> str:
@@ -18,7 +23,7 @@ def decode(b: bytes) -> str:
     return b.decode("utf-8", "backslashreplace")
 
 
-@dataclass
+@dataclass(slots=True)
 class ProcInfo:
     pid: int
     comm: str = ""
@@ -30,12 +35,14 @@ class ProcInfo:
     start_ns: int = 0            # CLOCK_BOOTTIME ns (from the kernel, or start_ticks)
     exited: bool = False
     source: str = "proc"         # proc | exec | fork
+    exited_ns: int = 0           # CLOCK_BOOTTIME ns of the exit record
 
 
 @dataclass
 class ProcCache:
     capacity: int = 8192
-    evictions: int = 0
+    evictions: int = 0           # pushed out by the bound (possibly still running)
+    expired: int = 0             # exited processes dropped after the grace period
     _items: OrderedDict[int, ProcInfo] = field(default_factory=OrderedDict)
     _gen: int = 0                # bumped on every change: lineages computed before are stale
     _lineage_gen: int = -1
@@ -106,12 +113,41 @@ class ProcCache:
         self.put(info)
         return info
 
-    def on_exit(self, pid: int) -> None:
-        """Kept (marked) so records still in flight for it decode with context; the bound
-        evicts it later."""
+    def on_exit(self, pid: int, ts_ns: int) -> None:
+        """Kept (marked) so records still in flight for it decode with context; expire() drops
+        it later. ts_ns: the exit's CLOCK_BOOTTIME."""
         info = self._items.get(pid)
         if info is not None:
             info.exited = True
+            info.exited_ns = ts_ns
+
+    def expire(self, now_ns: int, grace_ns: int = EXITED_GRACE_NS) -> int:
+        """Drop the processes that exited more than grace_ns before now_ns (CLOCK_BOOTTIME),
+        except the ancestors of those kept (running, or exited within the grace): their ancestry
+        still names them. Returns how many were dropped. Walks the whole cache: call it rarely."""
+        items = self._items
+        kept: set[int] = set()
+        old: list[int] = []
+        for pid, info in items.items():
+            if info.exited and now_ns - info.exited_ns > grace_ns:
+                old.append(pid)
+                continue
+            cur, depth = info.ppid, 1
+            while cur and depth < ANCESTRY_MAX and cur != pid:
+                anc = items.get(cur)
+                if anc is None:
+                    break
+                kept.add(cur)
+                cur, depth = anc.ppid, depth + 1
+        dropped = 0
+        for pid in old:
+            if pid not in kept:
+                del items[pid]
+                dropped += 1
+        if dropped:
+            self._gen += 1
+            self.expired += dropped
+        return dropped
 
     def _lineage(self, pid: int, ppid: int | None) -> list[tuple[int, ProcInfo]]:
         """(pid, info) from `pid` up to the oldest known ancestor (bounded, cycle-safe); walked

@@ -15,10 +15,16 @@ class TemplateCache:
         self.templates: dict[bytes, Event] = {}
         self.rejected: dict[bytes, Reject] = {}
         self._by_pid: dict[int, list[bytes]] = {}
+        self.evictions = 0      # entries dropped because the cache was full
+
+    def __len__(self) -> int:
+        return len(self.templates) + len(self.rejected)
 
     def remember(self, key: bytes, tgid: int, ev: Event, reason: Reject | None) -> None:
-        """Keep the shown event, or why it was not shown."""
+        """Keep the shown event, or why it was not shown (a full cache starts over: cheaper
+        than an LRU on the hot path, and a flood of distinct records refills it in seconds)."""
         if len(self.templates) + len(self.rejected) >= self.capacity:
+            self.evictions += len(self.templates) + len(self.rejected)
             self.templates.clear()
             self.rejected.clear()
             self._by_pid.clear()

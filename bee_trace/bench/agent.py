@@ -116,8 +116,15 @@ def run(spec: dict[str, Any]) -> int:
     rings = {"critical": pipeline.kernel.ring_size("ring_critical"),
              "bulk": pipeline.kernel.ring_size("ring_bulk")}
     print(json.dumps({"ready": True, "pid": os.getpid(), "coverage": coverage}), flush=True)
+    # The userspace caches' sizes every `cache_every_s` (the soak row: which fill and when).
+    cache_every = float(spec.get("cache_every_s") or 0)
+    cache_samples: list[tuple[float, dict[str, Any]]] = []
+    t0 = next_cache = time.monotonic()
     while not stop:
         pipeline.step()
+        if cache_every and (now := time.monotonic()) >= next_cache:
+            next_cache = now + cache_every
+            cache_samples.append((now - t0, pipeline.caches()))
     maps = map_occupancy(pipeline.kernel.maps()) if spec.get("map_occupancy") else {}
     summary = pipeline.stop()
     chain.close()
@@ -127,6 +134,7 @@ def run(spec: dict[str, Any]) -> int:
         **tally.result(),
         "rings": rings,
         "maps": maps,
+        "cache_samples": cache_samples,
     }
     print(json.dumps(result, default=str), flush=True)
     return 0

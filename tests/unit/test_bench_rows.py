@@ -12,7 +12,7 @@ from bee_trace.bench.rows import DEFAULT_ROWS, ROWS
 from bee_trace.bench.rows.ci import c_source, pair_slowdowns
 from bee_trace.bench.rows.distinct import distinct_accounting
 from bee_trace.bench.rows.floods import flood_counts
-from bee_trace.bench.rows.soak import memory_trend
+from bee_trace.bench.rows.soak import cache_trend, memory_trend
 from bee_trace.bench.stats import slope_per_minute
 
 
@@ -34,6 +34,29 @@ def test_memory_trend_starts_after_warmup():
     assert m["rss_growth_mib"] == 0.0 and m["rss_slope_mib_per_min"] == pytest.approx(0.0)
     assert m["rss_max_mib"] == 46.0
     assert memory_trend(samples, 1e9) == {}
+    # the end points are medians of 10 s: one high sample does not move them, a step does
+    spiky = [(float(t), 50.0 + (3.0 if t == 60 else 0.0) + (1.0 if t >= 200 else 0.0), 20.0)
+             for t in range(0, 300)]
+    m = memory_trend(spiky, 60.0)
+    assert m["rss_warm_mib"] == 50.0 and m["rss_final_mib"] == 51.0 and m["rss_growth_mib"] == 1.0
+    assert m["rss_max_mib"] == 53.0
+
+
+def test_cache_trend_shows_what_fills_after_warmup():
+    def caches(procs: int, names: int) -> dict:
+        return {"processes": {"entries": procs, "bound": 100, "evicted": 0, "expired": 3},
+                "dns_names": {"entries": names, "bound": 50, "evicted": 0}}
+    samples = [(0.0, caches(1, 0)), (30.0, caches(40, 10)), (60.0, caches(42, 20)),
+               (90.0, caches(45, 50)), (120.0, caches(41, 50))]
+    final = caches(41, 50)
+    final["dns_names"]["evicted"] = 7
+    t = cache_trend(samples, final, 60.0)
+    assert t["processes"] == {"bound": 100, "warm": 42, "max_after_warmup": 45, "end": 41,
+                              "evicted": 0, "expired": 3}
+    # still filling after warm-up, then at its bound and evicting: the row shows both
+    assert t["dns_names"] == {"bound": 50, "warm": 20, "max_after_warmup": 50, "end": 50,
+                              "evicted": 7, "expired": None}
+    assert cache_trend([], final, 60.0)["processes"]["warm"] is None
 
 
 def _summary(**lane: int) -> dict:
@@ -101,3 +124,20 @@ def test_render_escapes_errors():
     text = render({"meta": {"host": "h", "kernel": "k", "cpus": 2, "quick": True, "seconds": 1.0},
                    "rows": {"ci": {"error": "RuntimeError: bad | name\n<b>"}}})
     assert "bad \\| name\\\\n&lt;b&gt;" in text   # markdown: shown as \n, no HTML
+
+
+def test_soak_row_renders_caches_and_verdict_reasons():
+    from bee_trace.bench.rows.soak import render as soak_render
+    r = {"seconds": 600.0, "warmup_s": 60.0, "dns_note": "",
+         "load": {"distinct_per_s": 2000, "spawn_per_s": 50, "dns_per_s": 50, "generated": [1, 2, 3],
+                  "dns_answered": 30000},
+         "rss_warm_mib": 85.0, "rss_final_mib": 85.5, "rss_growth_mib": 0.5, "uss_warm_mib": 60.0,
+         "uss_final_mib": 60.4, "rss_slope_mib_per_min": 0.05, "uss_slope_mib_per_min": 0.04,
+         "agent": {"cpu_percent": 28.0}, "output": 1000, "lost_by_cause": {},
+         "process_cache_evictions": 0, "learned_evicted": 0, "maps": {},
+         "caches": {"processes": {"bound": 10000, "warm": 1700, "max_after_warmup": 1800, "end": 1600,
+                                  "evicted": 0, "expired": 28000}},
+         "verdict": "degraded", "verdict_reasons": [{"reason": "folded_unreported", "count": 9}]}
+    text = "\n".join(soak_render(r))
+    assert "13c. userspace caches" in text and "28,000" in text and "1700" in text
+    assert "degraded (folded_unreported 9)" in text

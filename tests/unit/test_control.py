@@ -68,3 +68,22 @@ def test_governor_raises_sampling_when_over_budget_and_relaxes() -> None:
         assert results[-1] == {R.EV_NET: 1}
     finally:
         control.time.monotonic, control.time.process_time = orig_mono, orig_cpu
+
+
+def test_governor_keeps_the_last_changes_and_counts_all(monkeypatch, capsys) -> None:
+    import bee_trace.control as control
+    g = Governor(budget_percent=5.0, base={R.EV_NET: 1}, sustain_s=1)
+    clock = {"t": 0.0, "cpu": 0.0}
+    g._last_t, g._last_cpu = 0.0, 0.0
+    monkeypatch.setattr(control.time, "monotonic", lambda: clock["t"])
+    monkeypatch.setattr(control.time, "process_time", lambda: clock["cpu"])
+    changes = 0
+    for i in range(300):   # busy one second, idle two: the factor goes up and down
+        clock["t"] += 1.0
+        clock["cpu"] += 0.5 if i % 3 == 0 else 0.0
+        changes += g.update() is not None
+    assert changes > control.GOVERNOR_KEPT and g.changes == changes
+    assert len(g.actions) == control.GOVERNOR_KEPT
+    summary = g.summary()
+    assert summary[0] == f"governor: {changes - control.GOVERNOR_KEPT} earlier changes not listed"
+    assert summary[1:] == g.actions

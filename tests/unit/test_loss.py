@@ -13,7 +13,7 @@ TOP = ["inspected", "candidates", "inodes_not_learned", "received", "output", "u
        "dropped", "uncounted_gaps", "lanes", "aggregated_reported", "aggregated_unreported",
        "folded_reported", "folded_unreported", "folded_unnamed_keys", "spilled_reported", "shed_raised",
        "governor",
-       "process_cache_evictions", "egress", "tamper", "stopped_by", "stalled_ms", "coverage_gaps", "verdict",
+       "process_cache_evictions", "caches", "egress", "tamper", "stopped_by", "stalled_ms", "coverage_gaps", "verdict",
        "verdict_reasons"]
 LANE = ["attempted", "emitted", "received", "sequence_gaps", *R.DROP_CAUSES]
 
