@@ -212,13 +212,20 @@ class KeyIndex:
 
     def __init__(self, patterns: Sequence[str]) -> None:
         self._always: list[int] = []
+        # Keyless patterns with a literal component (`**/.git/**`, `/etc/ssl/certs/**`): every
+        # path they match has that component, so they are candidates of those paths only.
+        self._component: dict[str, list[int]] = {}
         self._base: dict[str, list[int]] = {}     # literal basename -> patterns
         self._dir: dict[str, list[int]] = {}      # literal parent name -> patterns
         affix: dict[tuple[str, int], dict[str, list[int]]] = {}  # (kind, length) -> literal
         for i, p in enumerate(patterns):
             key = literal_key(p)
             if key is None:
-                self._always.append(i)
+                literals = [c for c in p.split("/") if c and _literal(c)]
+                if literals:
+                    self._component.setdefault(max(literals, key=len), []).append(i)
+                else:
+                    self._always.append(i)
             elif key[0] == "base":
                 self._base.setdefault(key[1], []).append(i)
             elif key[0] == "dir":
@@ -233,6 +240,11 @@ class KeyIndex:
         slash = path.rfind("/")
         base = path[slash + 1:]
         found = self._always[:]
+        if self._component:
+            for part in set(path.split("/")):
+                hit = self._component.get(part)
+                if hit:
+                    found += hit
         hit = self._base.get(base)
         if hit:
             found += hit

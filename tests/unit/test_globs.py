@@ -219,3 +219,35 @@ def test_globgroup_gives_each_sets_own_first_match() -> None:
             path = "/".join("".join(rng.choice("ab.-_*") for _ in range(rng.randint(0, 3)))
                             for _ in range(rng.randint(1, 4)))
             assert g.match(path) == tuple(gs.match(path) for gs in sets), (path, sets)
+
+
+def test_key_index_candidates_include_every_matching_pattern() -> None:
+    """The index may leave a pattern out only when it cannot match, including the keyless ones
+    (`**/dir/**`, `/abs/**`), which are candidates only of paths showing one of their literal
+    components."""
+    import random
+
+    from bee_trace.globs import KeyIndex, compile_glob
+
+    rng = random.Random(23)
+    tokens = list("ab.") + ["*", "?", "[ab]", "**", "/", "/**", "**/", "/a/"]
+    checked = 0
+    for _ in range(1500):
+        pats = ["".join(rng.choice(tokens) for _ in range(rng.randint(1, 6))) for _ in range(6)]
+        try:
+            regexes = [compile_glob(p) for p in pats]
+        except (re.error, ValueError):
+            continue
+        index = KeyIndex(pats)
+        for _ in range(20):
+            path = "/" + "/".join(rng.choice(["a", "b", "ab", ".a", "a.b", "b.a"])
+                                  for _ in range(rng.randint(1, 5)))
+            want = {i for i, r in enumerate(regexes) if r.match(path)}
+            assert want <= set(index.candidates(path)), (pats, path)
+            checked += len(want)
+    assert checked > 1000
+    # Shapes of the default policy: each keyless pattern by its longest literal component.
+    index = KeyIndex(["**/.git/**", "/etc/ssl/certs/**", "**/*.pem", "**/*/**"])
+    assert sorted(index.candidates("/w/repo/.git/x.pem")) == [0, 2, 3]
+    assert sorted(index.candidates("/etc/ssl/certs/x.pem")) == [1, 2, 3]
+    assert sorted(index.candidates("/w/repo/x.pem")) == [2, 3]
