@@ -37,7 +37,9 @@ IDLE_TIMEOUT_S = 0.25   # housekeeping tick while no bulk records flow
 TEMPLATE_CACHE = 4096   # decoded events kept for repeated identical records
 DRAIN_BUDGET_S = 0.05   # longest stretch of reading before housekeeping runs again
 BULK_CHUNK = 16         # bulk records handled between two looks at the critical ring (≈ 0.7 ms here)
-REPLAY_EVERY_S = 0.005  # how often spilled, folded and aggregated records are looked for
+# How often spilled, folded and aggregated records are looked for: the counters read that says
+# whether any are there costs ≈ 140 µs right after a wake-up on this VM (≈ 5 µs warm).
+REPLAY_EVERY_S = 0.02
 HOUSEKEEPING_S = 5.0    # how often exited processes and names the kernel dropped are forgotten
 
 
