@@ -115,9 +115,12 @@ def run(spec: dict[str, Any]) -> int:
     coverage = [dataclasses.asdict(c) for c in pipeline.kernel.coverage]
     rings = {"critical": pipeline.kernel.ring_size("ring_critical"),
              "bulk": pipeline.kernel.ring_size("ring_bulk")}
+    assert pipeline.rings is not None
+    signal.set_wakeup_fd(pipeline.rings.wake_fd(), warn_on_full_buffer=False)  # as cmd_run
     print(json.dumps({"ready": True, "pid": os.getpid(), "coverage": coverage}), flush=True)
     while not stop:
         pipeline.step()
+    signal.set_wakeup_fd(-1)
     maps = map_occupancy(pipeline.kernel.maps()) if spec.get("map_occupancy") else {}
     summary = pipeline.stop()
     chain.close()
