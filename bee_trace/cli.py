@@ -277,6 +277,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SetupError as e:
         fleet.close()
         return _fail(str(e))
+    assert pipeline.rings is not None
+    # A signal ends the idle wait at once (the stop flag is seen now, not at the next tick).
+    signal.set_wakeup_fd(pipeline.rings.wake_fd(), warn_on_full_buffer=False)
     if args.ready_file:
         open(args.ready_file, "w").close()
     failed = [s for s in pipeline.kernel.coverage if s.state.startswith("failed")]
@@ -297,6 +300,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 next_status = time.monotonic() + STATUS_INTERVAL_S
                 print(status_line(pipeline.loss_summary()), file=sys.stderr)
     finally:
+        signal.set_wakeup_fd(-1)    # before stop() closes it
         loss = pipeline.stop()
         chain.close()
         loss = fleet.finish(loss)

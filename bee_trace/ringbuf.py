@@ -10,6 +10,7 @@ Direct reads rely on x86-64's ordering of loads (arm64 would need acquire fences
 from __future__ import annotations
 
 import mmap
+import os
 import select
 import struct
 from dataclasses import dataclass, field
@@ -177,11 +178,29 @@ class RingSet:
         self._ep = select.epoll()
         for r in rings:
             self._ep.register(r.fd, select.EPOLLIN)
+        self._wake_r = self._wake_w = -1
+
+    def wake_fd(self) -> int:
+        """A non-blocking fd whose writes end wait() at once (signal.set_wakeup_fd: a signal then
+        ends the slow idle wait instead of waiting out its timeout). Created on first call."""
+        if self._wake_w < 0:
+            self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self._ep.register(self._wake_r, select.EPOLLIN)
+        return self._wake_w
 
     def wait(self, timeout_s: float) -> None:
-        self._ep.poll(timeout_s)
+        for fd, _ in self._ep.poll(timeout_s):
+            if fd == self._wake_r:
+                try:
+                    os.read(fd, 4096)   # emptied, so the next wait sleeps again
+                except BlockingIOError:
+                    pass
 
     def close(self) -> None:
         self._ep.close()
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
         for r in self.rings:
             r.close()

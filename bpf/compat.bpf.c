@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* 32-bit syscalls (int 0x80 / sysenter, from 32-bit binaries or 64-bit processes) never reach
- * the syscall tracepoints on x86. files.bpf.c's raw_tp/sys_exit sees every syscall and hands
- * compat ones here: the open family is decided like a native open (open_exit) and the
- * memory-access syscalls like their native probes. Network syscalls need nothing here: the
+ * the syscall tracepoints on x86. files.bpf.c's raw_tp/sys_exit sees every syscall and asks
+ * here about compat ones: the open family is decided like a native open (open_exit, called once
+ * by the caller) and the memory-access syscalls like their native probes. Network syscalls need nothing here: the
  * cgroup hooks see the kernel's copy of every destination. */
 #include "common.h"
 #include "open_exit.h"
@@ -23,19 +23,31 @@ static __always_inline const char *compat_ptr(unsigned long v)
 	return (const char *)(unsigned long)(__u32)v;
 }
 
-static __always_inline int compat_exit(struct task_struct *t, struct pt_regs *r, long ret)
+/* Whether a compat syscall is an open; its path argument in *upath (0: the call has none). */
+static __always_inline int compat_open_path(struct pt_regs *r, unsigned long *upath)
+{
+	switch (r->orig_ax) {
+	case NR32_OPEN:
+	case NR32_CREAT:
+		*upath = (unsigned long)compat_ptr(r->bx);
+		return 1;
+	case NR32_OPENAT:
+	case NR32_OPENAT2:
+		*upath = (unsigned long)compat_ptr(r->cx);
+		return 1;
+	case NR32_OPEN_BY_HANDLE_AT:
+		*upath = 0;
+		return 1;
+	}
+	return 0;
+}
+
+/* The compat memory-access syscalls, decided like their native probes. */
+static __always_inline int compat_mem_exit(struct pt_regs *r)
 {
 	__s32 target;
 
 	switch (r->orig_ax) {
-	case NR32_OPEN:
-	case NR32_CREAT:
-		return open_exit(t, ret, r->orig_ax, ORIGIN_COMPAT, compat_ptr(r->bx));
-	case NR32_OPENAT:
-	case NR32_OPENAT2:
-		return open_exit(t, ret, r->orig_ax, ORIGIN_COMPAT, compat_ptr(r->cx));
-	case NR32_OPEN_BY_HANDLE_AT:
-		return open_exit(t, ret, r->orig_ax, ORIGIN_COMPAT, 0);
 	/* raw_tp programs may not call the pid-lookup kfuncs: the target is the number the
 	 * caller gave, named by userspace (see README, coverage). */
 	case NR32_PTRACE:

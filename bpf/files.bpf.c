@@ -46,34 +46,52 @@ static __always_inline int exit_wanted(unsigned long nr, long ret)
 	return 0;
 }
 
+/* Whether a native syscall is an open; its path argument in *upath (0: the call has none). */
+static __always_inline int open_path(unsigned long nr, struct pt_regs *r, unsigned long *upath)
+{
+	switch (nr) {
+	case NR_OPEN:
+	case NR_CREAT:
+		*upath = r->di;
+		return 1;
+	case NR_OPENAT:
+	case NR_OPENAT2:
+	case NR_OPEN_TREE:
+		*upath = r->si;
+		return 1;
+	case NR_OPEN_BY_HANDLE_AT:
+		*upath = 0;
+		return 1;
+	}
+	return 0;
+}
+
 /* One raw tracepoint for every syscall exit, native and compat: cheaper than the per-syscall
  * tracepoints (no perf trace record is built) and compat syscalls never reach those anyway.
- * The registers come from the tracepoint's own argument (no bpf_task_pt_regs call). */
+ * The registers come from the tracepoint's own argument (no bpf_task_pt_regs call). open_exit
+ * is inlined at one call site only: each inlined copy is verified on its own, and six of them
+ * (one per open syscall and numbering) made this program most of the start-up time. */
 SEC("raw_tp/sys_exit")
 int open_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct pt_regs *r = VFS_CAST(struct pt_regs, (void *)ctx->args[0]);
 	unsigned long nr = r->orig_ax;
 	long ret = (long)ctx->args[1];
+	unsigned long upath;
 	struct task_struct *t;
+	__u8 origin = ORIGIN_SYSCALL;
 
 	if (!exit_wanted(nr, ret))
 		return 0;
 	t = bpf_get_current_task_btf();
-	if (t->thread_info.status & TS_COMPAT)
-		return compat_exit(t, r, ret);
-	switch (nr) {
-	case NR_OPEN:
-	case NR_CREAT:
-		return open_exit(t, ret, nr, ORIGIN_SYSCALL, arg_ptr(r->di));
-	case NR_OPENAT:
-	case NR_OPENAT2:
-	case NR_OPEN_TREE:
-		return open_exit(t, ret, nr, ORIGIN_SYSCALL, arg_ptr(r->si));
-	case NR_OPEN_BY_HANDLE_AT:
-		return open_exit(t, ret, nr, ORIGIN_SYSCALL, 0);
+	if (t->thread_info.status & TS_COMPAT) {
+		if (!compat_open_path(r, &upath))
+			return compat_mem_exit(r);
+		origin = ORIGIN_COMPAT;
+	} else if (!open_path(nr, r, &upath)) {
+		return links_sys_exit(nr, r);
 	}
-	return links_sys_exit(nr, r);
+	return open_exit(t, ret, nr, origin, arg_ptr(upath));
 }
 
 /* The max-performance profile's alternative to open_sys_exit: per-syscall exit tracepoints tax

@@ -21,14 +21,42 @@ BEE_MAP struct {
 	__type(value, struct path_scratch);
 } link_scratch SEC(".maps");
 
-/* The composed name in a scratch (its last SCRATCH_LEN bytes when longer); its length. */
-static __always_inline __u32 compose_into(struct task_struct *t, int dfd, const char *upath,
-					  struct path_scratch *sc)
+/* The two names of a call live in two scratches, chosen by number: a global function takes
+ * scalars. */
+#define LINK_NEW 0      /* link_scratch */
+#define LINK_OLD 1      /* path_scratch */
+
+static __always_inline struct path_scratch *link_name_scratch(__u32 which)
 {
+	__u32 zero = 0;
+
+	if (which == LINK_NEW)
+		return bpf_map_lookup_elem(&link_scratch, &zero);
+	return bpf_map_lookup_elem(&path_scratch, &zero);
+}
+
+/* The caller's name in scratch `which`: made absolute against dfd (AT_FDCWD: the cwd), or as
+ * given (a symlink's target, never resolved by the call). Its last SCRATCH_LEN - 1 bytes when
+ * longer; returns its length (0: none). A global function, like link_candidate: the verifier
+ * walks each once per program, apart from its callers' states. Inlined, the second name's walk
+ * and filter test were verified once per outcome of the first's (about 350,000 instructions
+ * and most of the start-up time). */
+__noinline __u32 link_name(__u32 which, long dfd, unsigned long upath, __u32 as_given)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct path_scratch *sc = link_name_scratch(which);
 	__u32 start = 0, end = 0, wflags = 0, len, off = 0;
 	struct dpath_buf *w;
+	long n;
 
-	w = vfs_compose(t, dfd, upath, &start, &end, &wflags);
+	if (!sc)
+		return 0;
+	sc->zero = 0;
+	if (as_given) {
+		n = bpf_probe_read_user_str(sc->buf, SCRATCH_LEN, (const char *)upath);
+		return n > 1 ? (n - 1) & (SCRATCH_LEN - 1) : 0;
+	}
+	w = vfs_compose(t, dfd, (const char *)upath, &start, &end, &wflags);
 	if (!w || end <= start)
 		return 0;
 	len = end - start;
@@ -36,10 +64,19 @@ static __always_inline __u32 compose_into(struct task_struct *t, int dfd, const 
 		off = len - (SCRATCH_LEN - 1);
 		len = SCRATCH_LEN - 1;
 	}
-	sc->zero = 0;
 	bpf_probe_read_kernel(sc->buf, len & (SCRATCH_LEN - 1), &w->buf[(start + off) & DPATH_MASK]);
 	sc->buf[len & (SCRATCH_LEN - 1)] = 0;
 	return len;
+}
+
+/* Whether the filter names the path link_name() left in scratch `which` (len < SCRATCH_LEN:
+ * the mask only tells the verifier so). */
+__noinline int link_candidate(__u32 which, __u32 len)
+{
+	struct path_scratch *sc = link_name_scratch(which);
+
+	len &= SCRATCH_LEN - 1;
+	return sc && len && path_is_candidate(sc, len);
 }
 
 static __always_inline int link_exit(long ret, long nr, int odfd, const char *oldname, int ndfd,
@@ -50,34 +87,30 @@ static __always_inline int link_exit(long ret, long nr, int odfd, const char *ol
 	struct path_scratch *a, *b;
 	struct counters *c;
 	struct event *e;
-	__u32 zero = 0, nlen, olen = 0, tail, lost = 0, nchunks, nold;
+	__u32 zero = 0, nlen, olen, tail, lost = 0, nchunks, nold;
 	__u8 match = 0;
 	__u64 chain;
-	long n;
 	struct fold_key k = { .tgid = t->tgid, .type = EV_FILE, .b = nr };
 
 	if (ret != 0 || skip_event(s, PROBE_FILE))
 		return 0;
-	a = bpf_map_lookup_elem(&path_scratch, &zero);
-	b = bpf_map_lookup_elem(&link_scratch, &zero);
 	c = get_counters();
-	if (!a || !b || !c)
+	if (!c)
 		return 0;
-	nlen = compose_into(t, ndfd, newname, b);
+	nlen = link_name(LINK_NEW, ndfd, (unsigned long)newname, 0);
 	if (!nlen)
 		return 0;
-	if (path_is_candidate(b, nlen))
+	if (link_candidate(LINK_NEW, nlen))
 		match |= MATCH_NAME;
-	if (old_is_target) {
-		a->zero = 0;
-		n = bpf_probe_read_user_str(a->buf, SCRATCH_LEN, oldname);
-		olen = n > 1 ? (n - 1) & (SCRATCH_LEN - 1) : 0;
-	} else {
-		olen = compose_into(t, odfd, oldname, a);
-	}
-	if (olen && path_is_candidate(a, olen))
+	olen = link_name(LINK_OLD, odfd, (unsigned long)oldname, old_is_target);
+	if (link_candidate(LINK_OLD, olen))
 		match |= MATCH_OLD;
 	if (!match)
+		return 0;
+	/* The names again, as the verifier knows them here (map values). */
+	a = bpf_map_lookup_elem(&path_scratch, &zero);
+	b = bpf_map_lookup_elem(&link_scratch, &zero);
+	if (!a || !b)
 		return 0;
 	c->candidates++;
 	chain = bpf_ktime_get_boot_ns();

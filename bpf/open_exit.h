@@ -396,35 +396,46 @@ static __always_inline int open_decide(struct settings *s, struct task_struct *t
 	/* Before the O_PATH test: an O_PATH fd to another process's pipe or memfd is the first
 	 * step of reading it (the reopen through /proc/self/fd is then "held"). */
 	if ((s->probes & PROBE_MEMORY) && pathless(f, inode) && !held_elsewhere(t, inode, fd)) {
-		c->candidates++;
-		emit_file_open(c, s, t, f, &key, MATCH_PROC_FD, TIER_HIGH, nr, origin, upath);
-		return 0;
+		match = MATCH_PROC_FD;
+	} else {
+		/* O_PATH fds give no access to the data; reopening one is an open we see. */
+		if (!(s->probes & PROBE_FILE) || (f->f_mode & FMODE_PATH))
+			return 0;
+		if (inode_watched(&key))
+			match = MATCH_INODE;
+		else if (name_candidate(f, d, &tier))
+			match = MATCH_NAME;
+		if (!match)
+			return 0;
+		if (match == MATCH_NAME && inode_learn(&key) == -E2BIG)
+			c->inodes_full++;
 	}
-	/* O_PATH fds give no access to the data; reopening one is an open we see. */
-	if (!(s->probes & PROBE_FILE) || (f->f_mode & FMODE_PATH))
-		return 0;
-	if (inode_watched(&key))
-		match = MATCH_INODE;
-	else if (name_candidate(f, d, &tier))
-		match = MATCH_NAME;
-	if (!match)
-		return 0;
 	c->candidates++;
-	if (match == MATCH_NAME && inode_learn(&key) == -E2BIG)
-		c->inodes_full++;
+	/* One call site: each inlined copy of the record path is verified on its own. */
 	emit_file_open(c, s, t, f, &key, match, tier, nr, origin, upath);
 	return 0;
+}
+
+/* The settings when a call that returned `ret` is to be decided (file or memory monitor on, a
+ * new fd or slot, not the agent's own); else 0. skip_event without its helper call: t is the
+ * current task. */
+static __always_inline struct settings *open_settings(struct task_struct *t, long ret)
+{
+	struct settings *s = get_settings();
+
+	if (ret < 0 || !s || !(s->probes & (PROBE_FILE | PROBE_MEMORY)) || t->tgid == s->self_tgid)
+		return 0;
+	return s;
 }
 
 /* A syscall returned `ret`; when it is a new fd, decide on its file. */
 static __always_inline int open_exit(struct task_struct *t, long ret, long nr, __u8 origin,
 				     const char *upath)
 {
-	struct settings *s = get_settings();
+	struct settings *s = open_settings(t, ret);
 	struct file *f;
 
-	/* skip_event without its helper call: t is the current task. */
-	if (ret < 0 || !s || !(s->probes & (PROBE_FILE | PROBE_MEMORY)) || t->tgid == s->self_tgid)
+	if (!s)
 		return 0;
 	f = vfs_fd_file(t, ret);
 	if (!f)

@@ -18,31 +18,31 @@ struct {
 
 /* A fixed-file open installs no fd: the file went into the ring's table at slot file_slot - 1,
  * or at the slot returned when the kernel picked it (IORING_FILE_INDEX_ALLOC). */
-static __always_inline int fixed_open_exit(struct io_kiocb *req, __u32 file_slot, long res, __u8 op)
+static __always_inline struct file *fixed_file(struct io_kiocb *req, __u32 file_slot, long res)
 {
-	struct settings *s = get_settings();
 	struct io_rsrc_data *table;
 	struct io_rsrc_node *node = 0;
 	__u32 slot;
 
-	if (res < 0 || skip_event(s, PROBE_FILE | PROBE_MEMORY))
-		return 0;
 	slot = file_slot == IORING_FILE_INDEX_ALLOC ? (__u32)res : file_slot - 1;
 	table = &req->ctx->file_table.data;
 	if (slot >= table->nr ||
 	    bpf_probe_read_kernel(&node, sizeof(node), &table->nodes[slot]) || !node)
 		return 0;
 	node = VFS_CAST(struct io_rsrc_node, node);
-	return open_decide(s, bpf_get_current_task_btf(),
-			   VFS_CAST(struct file, (void *)(node->file_ptr & ~FFS_FLAGS)), -1, op,
-			   ORIGIN_URING, 0);
+	return VFS_CAST(struct file, (void *)(node->file_ptr & ~FFS_FLAGS));
 }
 
+/* One open_decide call site for both kinds of open: each inlined copy is verified on its own. */
 SEC("tp/io_uring/io_uring_complete")
 int uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 {
 	struct io_kiocb *req = VFS_CAST(struct io_kiocb, ctx->req);
+	struct task_struct *t;
+	struct settings *s;
 	struct io_open *open;
+	struct file *f;
+	long res = ctx->res, fd = -1;
 	__u8 op;
 
 	if (!req)
@@ -50,10 +50,20 @@ int uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 	op = req->opcode;
 	if (op != IORING_OP_OPENAT && op != IORING_OP_OPENAT2)
 		return 0;
+	t = bpf_get_current_task_btf();
+	s = open_settings(t, res);
+	if (!s)
+		return 0;
 	open = VFS_CAST(struct io_open, &req->cmd);
-	if (open->file_slot)
-		return fixed_open_exit(req, open->file_slot, ctx->res, op);
-	return open_exit(bpf_get_current_task_btf(), ctx->res, op, ORIGIN_URING, 0);
+	if (open->file_slot) {
+		f = fixed_file(req, open->file_slot, res);
+	} else {
+		f = vfs_fd_file(t, res);
+		fd = res;
+	}
+	if (!f)
+		return 0;
+	return open_decide(s, t, f, fd, op, ORIGIN_URING, 0);
 }
 
 SEC("tp/io_uring/io_uring_create")

@@ -115,6 +115,8 @@ def run(spec: dict[str, Any]) -> int:
     coverage = [dataclasses.asdict(c) for c in pipeline.kernel.coverage]
     rings = {"critical": pipeline.kernel.ring_size("ring_critical"),
              "bulk": pipeline.kernel.ring_size("ring_bulk")}
+    assert pipeline.rings is not None
+    signal.set_wakeup_fd(pipeline.rings.wake_fd(), warn_on_full_buffer=False)  # as cmd_run
     print(json.dumps({"ready": True, "pid": os.getpid(), "coverage": coverage}), flush=True)
     # The userspace caches' sizes every `cache_every_s` (the soak row: which fill and when).
     cache_every = float(spec.get("cache_every_s") or 0)
@@ -125,6 +127,7 @@ def run(spec: dict[str, Any]) -> int:
         if cache_every and (now := time.monotonic()) >= next_cache:
             next_cache = now + cache_every
             cache_samples.append((now - t0, pipeline.caches()))
+    signal.set_wakeup_fd(-1)
     maps = map_occupancy(pipeline.kernel.maps()) if spec.get("map_occupancy") else {}
     summary = pipeline.stop()
     chain.close()

@@ -242,8 +242,11 @@ def test_hostile_requested_path_escaped(monitor, home: Path) -> None:
     assert json.loads(to_json_line(ev))["requested_path"] == str(link)
 
 
-def test_link_and_rename_of_watched_names(monitor, home: Path) -> None:
-    mon = monitor(FILE_ONLY)
+@pytest.mark.parametrize("profile", ["balanced", "max-performance"])
+def test_link_and_rename_of_watched_names(monitor, home: Path, profile: str) -> None:
+    """Both ways of seeing link/rename: raw_tp/sys_exit (the default) and each syscall's own
+    exit tracepoint (max-performance)."""
+    mon = monitor(FILE_ONLY, profile=profile)
     key = home / ".ssh" / "id_rsa"
     p = run(["sh", "-c", "cd .ssh && ln id_rsa ../alias && ln -s \"$PWD/id_rsa\" ../soft"], cwd=home)
     links = mon.wait_for(lambda e: e["kind"] == "file" and e["access"] == "link"
