@@ -31,7 +31,7 @@ def _boot_to_realtime_ns() -> int:
 
 
 CHUNKS_PENDING_MAX = 4096  # chains whose record was lost never complete: bound what waits
-PROCESS_FIELDS_MAX = 4096  # (tgid, ppid) process contexts kept between process-cache changes
+EVENT_STARTS_MAX = 4096    # per-process event starts kept between process-cache changes
 
 
 @dataclass
@@ -41,12 +41,10 @@ class DecodeContext:
     realtime_offset_ns: int = field(default_factory=_boot_to_realtime_ns)
     # EV_PATH continuations by (tid, chain): {what: {index: bytes}} until their record arrives.
     chunks: dict[tuple[int, int], dict[int, dict[int, bytes]]] = field(default_factory=dict)
-    # header_fields' process context by (tgid, ppid), valid for one process-cache generation.
-    process_fields: dict[tuple[int, int], ProcessFields] = field(default_factory=dict)
-    process_fields_gen: int = -1
     # header_fields' event start by the header fields one process's records share, valid for
-    # as long as process_fields (same generation): each record copies it.
+    # one process-cache generation: each record copies it.
     headers: dict[tuple, Event] = field(default_factory=dict)
+    headers_gen: int = -1
     chunks_evicted: int = 0     # chains dropped unfinished to keep the bound
 
     def add_chunk(self, tid: int, chain: int, what: int, index: int, data: bytes) -> None:
@@ -85,70 +83,28 @@ def iso_ts(ns: int) -> str:
     return f"{prefix}.{rem // 1000:06d}+00:00"
 
 
-@dataclass(slots=True)
-class ProcessFields:
-    """The process context every event of one (tgid, ppid) carries."""
-
-    exe: str
-    cmdline: str
-    ancestry: list[str]
-    ancestry_pids: list[int]
-    start_time: str | None
-
-
-_NO_PROCESS = ProcessFields("", "", [], [], None)
-
-
-def _check_generation(ctx: DecodeContext) -> None:
-    """Process contexts and event starts are valid for one process-cache generation."""
-    if ctx.process_fields_gen != ctx.procs.generation:
-        ctx.process_fields.clear()
-        ctx.headers.clear()
-        ctx.process_fields_gen = ctx.procs.generation
-
-
-def process_fields(ctx: DecodeContext, tgid: int, ppid: int) -> ProcessFields:
-    """From the process cache, computed once per (tgid, ppid) until the cache changes."""
-    _check_generation(ctx)
-    cache = ctx.process_fields
-    if len(cache) >= PROCESS_FIELDS_MAX:
-        cache.clear()
-    pf = cache.get((tgid, ppid))
-    if pf is None:
-        info = ctx.procs.get(tgid)
-        if info is None:
-            pf = _NO_PROCESS
-        else:
-            start = iso_ts(info.start_ns + ctx.realtime_offset_ns) if info.start_ns else None
-            pf = ProcessFields(info.exe, info.cmdline, ctx.procs.ancestry(tgid, ppid),
-                               ctx.procs.ancestry_pids(tgid, ppid), start)
-        # ctx.procs.get may have read /proc (a new generation): key the entry to the current one.
-        _check_generation(ctx)
-        cache[(tgid, ppid)] = pf
-    return pf
-
-
 def _event_start(ctx: DecodeContext, h: dict[str, Any]) -> Event:
     """The fields every record of one process shares, in the contract's order, with
     placeholders for the per-record ones (header_fields sets them on a copy)."""
-    pf = process_fields(ctx, h["tgid"], h["ppid"])
+    tgid, ppid = h["tgid"], h["ppid"]
+    info = ctx.procs.get(tgid)
     return {
         "ts": "",
         "ts_ns": 0,
         "kind": "",
         "severity": "low",
         "rule": "",
-        "pid": h["tgid"],
+        "pid": tgid,
         "tid": 0,
-        "ppid": h["ppid"],
+        "ppid": ppid,
         "uid": h["uid"],
         "comm": decode(h["comm"]),
-        "exe": pf.exe,
-        "cmdline": pf.cmdline,
+        "exe": info.exe if info else "",
+        "cmdline": info.cmdline if info else "",
         # Lists shared by the events of one process: never modified after decoding.
-        "ancestry": pf.ancestry,
-        "ancestry_pids": pf.ancestry_pids,
-        "start_time": pf.start_time,
+        "ancestry": ctx.procs.ancestry(tgid, ppid) if info else [],
+        "ancestry_pids": ctx.procs.ancestry_pids(tgid, ppid) if info else [],
+        "start_time": iso_ts(info.start_ns + ctx.realtime_offset_ns) if info and info.start_ns else None,
         "cgroup_id": h["cgroup_id"],
         "cpu": 0,
         "seq": 0,
@@ -157,17 +113,25 @@ def _event_start(ctx: DecodeContext, h: dict[str, Any]) -> Event:
     }
 
 
+def _current_starts(ctx: DecodeContext) -> dict[tuple, Event]:
+    """The event starts, emptied when the process cache changed since they were built."""
+    if ctx.headers_gen != ctx.procs.generation:
+        ctx.headers.clear()
+        ctx.headers_gen = ctx.procs.generation
+    return ctx.headers
+
+
 def header_fields(rec: RecordView, ctx: DecodeContext) -> Event:
     h = rec.h
     key = (h["tgid"], h["ppid"], h["uid"], h["cgroup_id"], h["comm"], h["lane"])
-    if ctx.process_fields_gen != ctx.procs.generation:
-        _check_generation(ctx)
-    start = ctx.headers.get(key)
+    start = _current_starts(ctx).get(key)
     if start is None:
-        if len(ctx.headers) >= PROCESS_FIELDS_MAX:
-            ctx.headers.clear()
         start = _event_start(ctx, h)
-        ctx.headers[key] = start   # after _event_start: it may start a new generation
+        # ctx.procs.get may have read /proc (a new generation): key the start to the current one.
+        starts = _current_starts(ctx)
+        if len(starts) >= EVENT_STARTS_MAX:
+            starts.clear()
+        starts[key] = start
     ev = start.copy()   # a C-level copy keeps the key order; the per-record values replace
     boot_ns = h["ts_ns"]
     ev["ts_ns"] = ts_ns = boot_ns + ctx.realtime_offset_ns
