@@ -53,7 +53,10 @@ _PUBLIC = GlobSet(["**/*.pub", "**/known_hosts", "**/known_hosts.old"])
 
 def severity_rank(sev: Any) -> int:
     """0 (low) .. 3 (critical); -1 for anything unknown (hostile input never raises)."""
-    return _RANK.get(sev.lower(), -1) if isinstance(sev, str) else -1
+    if not isinstance(sev, str):
+        return -1
+    rank = _RANK.get(sev)   # the canonical spelling (every event the pipeline classified)
+    return _RANK.get(sev.lower(), -1) if rank is None else rank
 
 
 def meets(sev: Any, minimum: str) -> bool:
@@ -163,9 +166,7 @@ def _classify_file(ev: dict, cfg: Config) -> None:
         # Expected reader (e.g. ssh for its own key): keep the record, drop the alarm.
         _set(ev, "low", f"{rule}.allowed", cat_name, 0.5)
         return
-    level = levels["file_access"]
-    _set(ev, forced if _RANK[forced] >= severity_rank(level) else level, rule, cat_name,
-         _CLASS_POSITION[category])
+    _set(ev, max_severity(forced, levels["file_access"]), rule, cat_name, _CLASS_POSITION[category])
 
 
 _CLASS_POSITION = {"ssh_key": 1.0, "cloud_credential": 0.8, "private_key": 0.6, "credential": 0.5}

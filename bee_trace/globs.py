@@ -208,7 +208,8 @@ def _regex_test(regex: re.Pattern[str], literal: str) -> Callable[[str], bool]:
 
 class KeyIndex:
     """Patterns by their literal key (literal_key): a path's candidates are those whose key it
-    shows, plus those without one, as positions in the pattern list."""
+    shows, those without one whose longest literal component is one of its components, and
+    those with neither, as positions in the pattern list."""
 
     def __init__(self, patterns: Sequence[str]) -> None:
         self._always: list[int] = []
@@ -262,9 +263,9 @@ class KeyIndex:
 
 
 class GlobSet:
-    """An ordered set of globs. A path is tried only against the patterns whose literal key
-    (literal_key) it shows, plus those that have none, in the set's order: a few dict lookups
-    and one or two small regexes instead of one alternation of every pattern."""
+    """An ordered set of globs. A path is tried only against its candidates (KeyIndex), in the
+    set's order: a few dict lookups and plain string tests or one or two small regexes instead
+    of one alternation of every pattern."""
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns: tuple[str, ...] = tuple(patterns)

@@ -45,7 +45,6 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _MAX_DESTINATIONS = 1000
 _FINDING_MIN = "medium"
 _FINDING_RANK = severity_rank(_FINDING_MIN)
-_SEVERITY_RANK = {s: severity_rank(s) for s in SEVERITIES}
 
 
 class ReportError(ValueError):
@@ -53,7 +52,9 @@ class ReportError(ValueError):
 
 
 def _count(ev: dict) -> int:
-    c = ev.get("count", 1)
+    c = ev.get("count")
+    if c is None:   # most events
+        return 1
     return c if isinstance(c, int) and not isinstance(c, bool) and c > 0 else 1
 
 
@@ -125,12 +126,10 @@ class Report:
     # ------------------------------------------------------------------ ingest
 
     def add(self, event: dict) -> None:
-        n = 1 if "count" not in event else _count(event)
+        n = _count(event)
         kind = _str(event.get("kind")) or "unknown"
         sev = _str(event.get("severity"))
-        rank = _SEVERITY_RANK.get(sev)   # the pipeline's spelling; anything else is ranked
-        if rank is None:
-            rank = severity_rank(sev)
+        rank = severity_rank(sev)
         if rank < 0:
             sev, rank = "low", 0  # unknown severities are counted, never dropped
         self.records += 1
