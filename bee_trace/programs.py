@@ -51,13 +51,8 @@ PROGRAMS: dict[str, Program] = {
     **{f"opentp_{n}": _p(_OPENS, _OPEN + " (max-performance: no 32-bit)", opens_by="own_exit")
        for n in ("open", "creat", "openat", "openat2", "open_tree", "open_by_handle_at")},
     # links.bpf.c
-    "link_link": _p({FILE}, _LINK, opens_by="own_exit"),
-    "link_linkat": _p({FILE}, _LINK, opens_by="own_exit"),
-    "link_symlink": _p({FILE}, _LINK, opens_by="own_exit"),
-    "link_symlinkat": _p({FILE}, _LINK, opens_by="own_exit"),
-    "link_rename": _p({FILE}, _LINK, opens_by="own_exit"),
-    "link_renameat": _p({FILE}, _LINK, opens_by="own_exit"),
-    "link_renameat2": _p({FILE}, _LINK, opens_by="own_exit"),
+    **{f"link_{n}": _p({FILE}, _LINK, opens_by="own_exit")
+       for n in ("link", "linkat", "symlink", "symlinkat", "rename", "renameat", "renameat2")},
     # uring.bpf.c: io_uring requests make no syscall events
     "uring_create": _p(EVERY, "io_uring rings set up"),
     "uring_complete": _p(EVERY, "io_uring requests (opens, connects)"),
