@@ -7,6 +7,7 @@ import ctypes.util
 import errno
 import os
 import struct
+from collections.abc import Callable
 
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
@@ -86,6 +87,8 @@ _sig("bpf_map_delete_elem", ctypes.c_int, ctypes.c_int, _vp)
 _sig("bpf_map_lookup_and_delete_elem", ctypes.c_int, ctypes.c_int, _vp, _vp)
 _sig("bpf_map_get_next_key", ctypes.c_int, ctypes.c_int, _vp, _vp)
 _sig("bpf_map_lookup_batch", ctypes.c_int, ctypes.c_int, _vp, _vp, _vp, _vp,
+     ctypes.POINTER(ctypes.c_uint32), _vp)
+_sig("bpf_map_lookup_and_delete_batch", ctypes.c_int, ctypes.c_int, _vp, _vp, _vp, _vp,
      ctypes.POINTER(ctypes.c_uint32), _vp)
 _sig("bpf_prog_test_run_opts", ctypes.c_int, ctypes.c_int, ctypes.POINTER(_TestRunOpts))
 _sig("libbpf_num_possible_cpus", ctypes.c_int)
@@ -194,6 +197,16 @@ class Map:
         BPF_MAP_LOOKUP_BATCH calls instead of a get_next_key + lookup pair per entry. value_len
         is a whole value (all CPUs' slots for a per-CPU map). Entries added or removed meanwhile
         may or may not appear, as with a walk."""
+        return self._batch(_lib.bpf_map_lookup_batch, "batch lookup", key_len, value_len, chunk)
+
+    def pop_all(self, key_len: int, value_len: int, chunk: int = 4096) -> tuple[bytes, bytes, int]:
+        """Every entry removed, as items() returns them, with BPF_MAP_LOOKUP_AND_DELETE_BATCH (a
+        few syscalls instead of a get_next_key + lookup_and_delete pair per entry); each bucket
+        is read and emptied in one step, as pop() does for one key."""
+        return self._batch(_lib.bpf_map_lookup_and_delete_batch, "batch pop", key_len, value_len, chunk)
+
+    def _batch(self, call: Callable[..., int], what: str, key_len: int, value_len: int,
+               chunk: int) -> tuple[bytes, bytes, int]:
         keys, values = [], []
         total = 0
         token_in: ctypes.Array[ctypes.c_char] | None = None
@@ -202,14 +215,13 @@ class Map:
             kbuf = ctypes.create_string_buffer(key_len * chunk)
             vbuf = ctypes.create_string_buffer(value_len * chunk)
             count = ctypes.c_uint32(chunk)
-            rc = _lib.bpf_map_lookup_batch(self.fd, token_in, token_out, kbuf, vbuf,
-                                           ctypes.byref(count), None)
+            rc = call(self.fd, token_in, token_out, kbuf, vbuf, ctypes.byref(count), None)
             err = ctypes.get_errno() if rc < 0 else 0
             if err == errno.ENOSPC and not count.value:
                 chunk *= 2   # one hash bucket holds more entries than a chunk: retry larger
                 continue
             if rc < 0 and err != errno.ENOENT:
-                raise LibbpfError(f"batch lookup of {self.name}", err)
+                raise LibbpfError(f"{what} of {self.name}", err)
             n = count.value
             keys.append(kbuf.raw[:key_len * n])
             values.append(vbuf.raw[:value_len * n])

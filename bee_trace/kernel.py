@@ -94,7 +94,7 @@ class Kernel:
     bulk_wake_bytes: int = 64 << 10
     block: bool = False
     table_entries: int = 10000          # advanced.ebpf_params.max_entries_per_map
-    spill_entries: int = 65536          # critical events kept while the ring is full
+    spill_entries: int = 65536          # events kept while a ring is full (critical.h)
     fail_closed: bool = False           # network.fail_closed: pin the egress links (block mode)
     compat_syscalls: bool = True        # False: per-syscall open tracepoints, 32-bit syscalls unwatched
     coverage: list[ProgramStatus] = field(default_factory=list)
@@ -236,18 +236,15 @@ class Kernel:
         m.update(bytes(ctypes.c_uint32(1)), (value if high is None else high).tobytes())
 
     def pop_spilled(self) -> list[tuple[int, np.void]]:
-        """Every spilled critical event, removed from the map: (count, record), oldest first (a
-        process's exec record before its opens)."""
+        """Every spilled event (critical, or a bulk first-of-key), removed from the map: (count,
+        record), oldest first (a process's exec record before its opens)."""
         assert self._obj is not None
-        m = self._obj.map("spill")
-        out = []
-        for raw_key in m.keys(R.fold_key_dtype.itemsize):
-            raw = m.pop(raw_key, R.spill_value_dtype.itemsize)
-            if raw is not None:
-                v = np.frombuffer(raw, dtype=R.spill_value_dtype)[0]
-                out.append((int(v["count"]), v["ev"]))
-        out.sort(key=lambda cv: int(cv[1]["h"]["ts_ns"]))
-        return out
+        _, raw, n = self._obj.map("spill").pop_all(R.fold_key_dtype.itemsize, R.spill_value_dtype.itemsize)
+        if not n:
+            return []
+        values = np.frombuffer(raw, dtype=R.spill_value_dtype)
+        order = np.argsort(values["ev"]["h"]["ts_ns"], kind="stable")
+        return [(int(values[i]["count"]), values[i]["ev"]) for i in order.tolist()]
 
     def fold_counts(self) -> dict[tuple[int, int, int, int], int]:
         """Cumulative counts of critical events folded in the kernel, by fold key."""

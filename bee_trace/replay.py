@@ -1,6 +1,7 @@
 """What the kernel kept instead of sending, turned back into events: bulk aggregation counts
 (summaries with `count`), critical folds (copies of the first event with `count`) and the spill
-map's records (reported `late: true`). The pipeline calls these between batches and at stop."""
+map's records: critical events and first-of-key bulk ones the rings could not take (reported
+`late: true`). The pipeline calls these between batches and at stop."""
 
 from __future__ import annotations
 
@@ -71,10 +72,11 @@ class Replay:
         self._agg_seen = seen
 
     def drain_spill(self, drops: np.ndarray | None = None) -> int:
-        """Critical events the kernel kept while the ring was full: reported late, never lost."""
+        """Events the kernel kept while a ring was full (critical ones, and the first of each new
+        bulk key): reported late, never lost."""
         n = 0
         # The kernel counts a spill after it stored it: an unchanged count means nothing new.
-        spills = int(self._drops(drops)[R.LANE_CRITICAL, _DROP_SPILLED])
+        spills = int(self._drops(drops)[:, _DROP_SPILLED].sum())
         if spills == self._spills_seen:
             return 0
         self._spills_seen = spills

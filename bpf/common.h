@@ -86,20 +86,6 @@ BEE_MAP struct {
 	__type(value, __u8);
 } seen_keys SEC(".maps");
 
-/* A first-of-key admission waiting for its ring reservation, per CPU: reserve_event counts the
- * loss when the ring cannot take it (and forgets the key, so its next event is first again). */
-struct first_pending {
-	__u64 pid_tgid;
-	struct agg_key key;
-};
-
-BEE_MAP struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct first_pending);
-} first_pending SEC(".maps");
-
 BEE_MAP struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 4096);
@@ -180,27 +166,6 @@ static __always_inline void fill_header(struct event *e, int lane, __u8 type, __
 	bpf_get_current_comm(e->h.comm, sizeof(e->h.comm));
 }
 
-static __always_inline struct first_pending *get_first_pending(void)
-{
-	__u32 zero = 0;
-	return bpf_map_lookup_elem(&first_pending, &zero);
-}
-
-/* After a bulk reservation: a first-of-key record that found the ring full is a loss of its own
- * kind (DROP_FIRST_LOST, besides the ring-full count the sequence numbers prove). */
-static __always_inline void first_reserved(struct counters *c, int ok)
-{
-	struct first_pending *p = get_first_pending();
-
-	if (!p || !p->key.key || p->pid_tgid != bpf_get_current_pid_tgid())
-		return;
-	if (!ok) {
-		count_drop(c, LANE_BULK, DROP_FIRST_LOST);
-		bpf_map_delete_elem(&seen_keys, &p->key);
-	}
-	p->key.key = 0;
-}
-
 /* Reserve a record on a lane. Every attempt takes a sequence number, so a gap in the numbers a
  * reader sees is exactly a ring-full drop, which is also counted here. */
 static __always_inline struct event *reserve_event(struct counters *c, int lane, __u8 type)
@@ -215,8 +180,6 @@ static __always_inline struct event *reserve_event(struct counters *c, int lane,
 		e = bpf_ringbuf_reserve(&ring_critical, sizeof(*e), 0);
 	else
 		e = bpf_ringbuf_reserve(&ring_bulk, sizeof(*e), 0);
-	if (lane != LANE_CRITICAL)
-		first_reserved(c, e != 0);
 	if (!e) {
 		count_drop(c, lane, DROP_RING_FULL);
 		return 0;
@@ -225,50 +188,50 @@ static __always_inline struct event *reserve_event(struct counters *c, int lane,
 	return e;
 }
 
+/* The wake-up flag of a bulk record: wake only when the backlog crosses the threshold with
+ * this record (`pending`: its bytes when not yet in the ring). A stalled reader must not turn
+ * every later record into a wake-up (~9 us each); the reader drains until empty, and its epoll
+ * timeout covers anything else. An idle reader polls slowly: the first record into an empty
+ * ring wakes it. */
+static __always_inline __u64 bulk_wake_flags(struct settings *s, __u64 pending)
+{
+	__u64 avail = bpf_ringbuf_query(&ring_bulk, BPF_RB_AVAIL_DATA) + pending;
+	__u64 thr = s ? s->bulk_wake_bytes : 0;
+	__u64 rec = sizeof(struct event) + 8;
+
+	if ((avail >= thr && avail < thr + rec) || (s && s->bulk_idle && avail <= rec))
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
 /* Critical records wake the reader at once; bulk records only past a backlog threshold (the
  * reader's epoll timeout bounds their latency), which is what keeps context switches low. */
 static __always_inline void submit_event(struct counters *c, struct settings *s, struct event *e)
 {
 	int lane = e->h.lane;
-	__u64 flags = 0;
 
-	if (lane != LANE_CRITICAL) {
-		/* Wake only when this record crosses the threshold: a stalled reader must not turn
-		 * every later record into a wake-up (~9 us each). The reader drains until empty, and its
-		 * epoll timeout covers anything else. */
-		__u64 avail = bpf_ringbuf_query(&ring_bulk, BPF_RB_AVAIL_DATA);
-		__u64 thr = s ? s->bulk_wake_bytes : 0;
-
-		flags = (avail >= thr && avail < thr + sizeof(*e) + 8) ? BPF_RB_FORCE_WAKEUP
-								       : BPF_RB_NO_WAKEUP;
-		/* An idle reader polls slowly: the first record into an empty ring wakes it. */
-		if (s && s->bulk_idle && avail <= sizeof(*e) + 8)
-			flags = BPF_RB_FORCE_WAKEUP;
-	}
-	bpf_ringbuf_submit(e, flags);
+	bpf_ringbuf_submit(e, lane == LANE_CRITICAL ? 0 : bulk_wake_flags(s, 0));
 	if (c)
 		__sync_fetch_and_add(&c->emitted[lane & 1], 1);
 }
 
 /* Admission of a bulk record, cheapest check first; every refusal is counted by cause.
  * The first record of each new (process, type, key) bypasses shedding, sampling and rate limits
- * (a flood of old keys cannot hide a new destination); its loss to a full ring is counted as
- * DROP_FIRST_LOST by reserve_event. key 0: no key (never folded, never first).
+ * (a flood of old keys cannot hide a new destination); the caller delivers it with
+ * bulk_deliver_first (critical.h), which spills it when the ring is full. key 0: no key (never
+ * folded, never first).
  * Returns 0 to drop; otherwise 1 (2 for a first-of-key), with *slot set when the caller must
  * store the record's payload as the sample of a new aggregation window (agg_store_sample after
- * filling the record). The caller reserves its record next. */
+ * filling the record). For any other admission the caller reserves its record next. */
 static __always_inline int bulk_admit(struct counters *c, struct settings *s, __u32 type,
 				      __u32 prio, __u64 key, struct agg_value **slot)
 {
 	__u32 t = type & (NR_KINDS - 1);
 	struct agg_key fk = { .tgid = bpf_get_current_pid_tgid() >> 32, .type = t, .key = key };
-	struct first_pending *fp = get_first_pending();
 	int first = 0;
 	__u64 now, n;
 
 	*slot = 0;
-	if (fp)
-		fp->key.key = 0;
 	if (!c || !s)
 		return 0;
 	if (key && !bpf_map_lookup_elem(&seen_keys, &fk)) {
@@ -309,13 +272,8 @@ static __always_inline int bulk_admit(struct counters *c, struct settings *s, __
 			*slot = v;
 		}
 	}
-	if (first) {
-		if (fp) {
-			fp->pid_tgid = bpf_get_current_pid_tgid();
-			fp->key = fk;
-		}
+	if (first)
 		return 2;
-	}
 	n = s->sample_every[t];
 	if (n > 1 && c->sample_tick[t]++ % n) {
 		count_drop(c, LANE_BULK, DROP_SAMPLED);

@@ -78,8 +78,9 @@ static __always_inline int crit_folded(struct counters *c, struct settings *s, s
 	return 0;
 }
 
-/* A critical record in the per-CPU scratch, header filled; 0 when the counters are missing. */
-static __always_inline struct event *crit_begin(struct counters *c, __u8 type)
+/* A record in the per-CPU scratch, header filled, for `lane`; 0 when the counters are missing.
+ * Built there, not reserved in the ring, so it can go to the ring or the spill map. */
+static __always_inline struct event *scratch_event(struct counters *c, int lane, __u8 type)
 {
 	struct spill_value *sv;
 	__u32 zero = 0;
@@ -88,10 +89,52 @@ static __always_inline struct event *crit_begin(struct counters *c, __u8 type)
 	sv = bpf_map_lookup_elem(&crit_scratch, &zero);
 	if (!c || !sv)
 		return 0;
-	seq = __sync_fetch_and_add(&c->seq[LANE_CRITICAL], 1) + 1;
-	fill_header(&sv->ev, LANE_CRITICAL, type, seq);
+	seq = __sync_fetch_and_add(&c->seq[lane & 1], 1) + 1;
+	fill_header(&sv->ev, lane, type, seq);
 	sv->count = 1;
 	return &sv->ev;
+}
+
+static __always_inline struct event *crit_begin(struct counters *c, __u8 type)
+{
+	return scratch_event(c, LANE_CRITICAL, type);
+}
+
+/* The quarters of the spill map each tier may fill: the highest tier all of it, the lower
+ * critical tier three, first-of-key bulk records two. A flood of new destinations cannot take
+ * the room of a watched file, nor certificates that of a key. */
+static __always_inline __u64 spill_quarters(__u8 tier)
+{
+	return tier == TIER_HIGH ? 4 : tier == TIER_LOW ? 3 : 2;
+}
+
+/* The scratch record into the spill map under `k`, counted on its lane: 0 when kept (a new
+ * entry, or one more of an identical kept one), -1 when the tier's share is full. */
+static __always_inline int spill_store(struct counters *c, struct settings *s, int lane,
+				       struct fold_key *k, __u8 tier)
+{
+	struct spill_value *sv, *old;
+	__u32 zero = 0;
+	__u64 *inserted;
+
+	old = bpf_map_lookup_elem(&spill, k);
+	if (old) {
+		__sync_fetch_and_add(&old->count, 1);
+		count_drop(c, lane, DROP_SPILLED);
+		return 0;
+	}
+	sv = bpf_map_lookup_elem(&crit_scratch, &zero);
+	inserted = bpf_map_lookup_elem(&spill_inserted, &zero);
+	if (!sv || !inserted || !s)
+		return -1;
+	if (tier != TIER_HIGH &&
+	    (*inserted - s->spill_drained) * 4 >= (__u64)s->spill_cap * spill_quarters(tier))
+		return -1;
+	if (bpf_map_update_elem(&spill, k, sv, BPF_NOEXIST))
+		return -1;
+	__sync_fetch_and_add(inserted, 1);
+	count_drop(c, lane, DROP_SPILLED);
+	return 0;
 }
 
 /* Into the ring; when it is full (or past half for TIER_LOW), into the spill map under `k`
@@ -99,10 +142,6 @@ static __always_inline struct event *crit_begin(struct counters *c, __u8 type)
 static __always_inline int crit_deliver(struct counters *c, struct settings *s, struct event *e,
 					struct fold_key *k, __u8 tier)
 {
-	struct spill_value *sv, *old;
-	__u32 zero = 0;
-	__u64 *inserted;
-
 	if (tier == TIER_LOW && k &&
 	    bpf_ringbuf_query(&ring_critical, BPF_RB_AVAIL_DATA) * 2 >
 		    bpf_ringbuf_query(&ring_critical, BPF_RB_RING_SIZE))
@@ -116,26 +155,31 @@ static __always_inline int crit_deliver(struct counters *c, struct settings *s, 
 		return -1;
 	}
 spill:
-	old = bpf_map_lookup_elem(&spill, k);
-	if (old) {
-		__sync_fetch_and_add(&old->count, 1);
-		count_drop(c, LANE_CRITICAL, DROP_SPILLED);
+	if (!spill_store(c, s, LANE_CRITICAL, k, tier))
+		return 0;
+	count_drop(c, LANE_CRITICAL, DROP_SPILL_FULL);
+	return -1;
+}
+
+/* The first record of a new bulk key (built with scratch_event): into the bulk ring, or when
+ * it is full into the spill map, reported late instead of lost, so a flood of new destinations
+ * cannot hide the one that matters. Lost (ring_full and first_lost) only when the bulk share
+ * of the map is full too; its key is then forgotten, so the key's next event is a first again.
+ * Returns 0 when the record will reach the reader. */
+static __always_inline int bulk_deliver_first(struct counters *c, struct settings *s,
+					      struct event *e, struct agg_key *fk)
+{
+	struct fold_key k = { .tgid = fk->tgid, .type = fk->type, .a = fk->key, .b = LANE_BULK };
+
+	if (!bpf_ringbuf_output(&ring_bulk, e, sizeof(*e), bulk_wake_flags(s, sizeof(*e) + 8))) {
+		__sync_fetch_and_add(&c->emitted[LANE_BULK], 1);
 		return 0;
 	}
-	sv = bpf_map_lookup_elem(&crit_scratch, &zero);
-	inserted = bpf_map_lookup_elem(&spill_inserted, &zero);
-	if (!sv || !inserted || !s)
-		goto full;
-	/* The highest tier keeps the spill map's second half. */
-	if (tier == TIER_LOW && (*inserted - s->spill_drained) * 2 >= s->spill_cap)
-		goto full;
-	if (bpf_map_update_elem(&spill, k, sv, BPF_NOEXIST))
-		goto full;
-	__sync_fetch_and_add(inserted, 1);
-	count_drop(c, LANE_CRITICAL, DROP_SPILLED);
-	return 0;
-full:
-	count_drop(c, LANE_CRITICAL, DROP_SPILL_FULL);
+	if (!spill_store(c, s, LANE_BULK, &k, TIER_BULK))
+		return 0;
+	count_drop(c, LANE_BULK, DROP_RING_FULL);
+	count_drop(c, LANE_BULK, DROP_FIRST_LOST);
+	bpf_map_delete_elem(&seen_keys, fk);
 	return -1;
 }
 

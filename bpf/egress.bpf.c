@@ -6,6 +6,7 @@
  * Attached to the cgroup v2 root, so every process of the machine is covered. */
 #include "common.h"
 #include <bpf/bpf_endian.h>
+#include "critical.h"
 #include "egress.h"
 
 #define AF_INET 2
@@ -560,8 +561,26 @@ static __always_inline int allowed_ip(struct dest *d)
 	}
 }
 
+/* The network payload of a destination's record. */
+static __always_inline void fill_net(struct event *e, struct dest *d, __u8 proto, int refuse,
+				     __u16 hook, __u64 name_hash, __u32 reason)
+{
+	__builtin_memset(&e->net, 0, sizeof(e->net));
+	e->h.flags = d->flags;
+	e->net.family = d->family;
+	e->net.dport = d->dport;
+	e->net.protocol = proto;
+	e->net.action = refuse;
+	e->net.hook = hook;
+	__builtin_memcpy(e->net.daddr, d->daddr, 16);
+	e->net.name_hash = name_hash;
+	e->net.reason = reason;
+}
+
 /* The verdict on one destination (returns 1 to allow, 0 to refuse with EPERM) and its record:
- * refused ones on the critical lane, the others on the bulk lane through bulk_admit. */
+ * refused and block-listed ones on the critical lane, the others on the bulk lane through
+ * bulk_admit. Critical records and first-of-key bulk ones are built in the scratch, so a full
+ * ring sends them to the spill map (reported late) instead of losing them. */
 static __always_inline int egress_decide(struct dest *d, __u8 proto, __u16 hook)
 {
 	struct settings *s = get_settings();
@@ -573,7 +592,8 @@ static __always_inline int egress_decide(struct dest *d, __u8 proto, __u16 hook)
 	struct event *e;
 	__u32 reason = ER_NONE, prio;
 	__u64 name_hash = 0;
-	int refuse = 0, lane = LANE_BULK;
+	int refuse = 0, lane = LANE_BULK, admit = 0;
+	__u64 key;
 
 	if (!s || !es || (__u32)(bpf_get_current_pid_tgid() >> 32) == s->self_tgid)
 		return 1;
@@ -619,12 +639,32 @@ static __always_inline int egress_decide(struct dest *d, __u8 proto, __u16 hook)
 	if (!refuse && !(s->probes & PROBE_NETWORK))
 		return 1;
 	c = get_counters();
+	key = dest_key(d, proto);
 	if (lane == LANE_BULK) {
 		prio = (d->flags & EVF_WOULD_BLOCK) ? PRIO_HIGH
 		       : (d->flags & EVF_LOOPBACK) ? PRIO_LOW : PRIO_MEDIUM;
 		/* Queries are not folded: each may name a different host. */
-		if (!bulk_admit(c, s, EV_NET, prio, d->dport == DNS_PORT ? 0 : dest_key(d, proto), &slot))
+		admit = bulk_admit(c, s, EV_NET, prio, d->dport == DNS_PORT ? 0 : key, &slot);
+		if (!admit)
 			return !refuse;
+	}
+	if (lane == LANE_CRITICAL || admit == 2) {
+		struct fold_key fk = { .tgid = bpf_get_current_pid_tgid() >> 32, .type = EV_NET,
+				       .a = key, .b = LANE_CRITICAL };
+		struct agg_key ak = { .tgid = fk.tgid, .type = EV_NET, .key = key };
+
+		e = scratch_event(c, lane, EV_NET);
+		if (!e)
+			return !refuse;
+		fill_net(e, d, proto, refuse, hook, name_hash, reason);
+		if (lane == LANE_CRITICAL) {
+			crit_deliver(c, s, e, &fk, TIER_HIGH);
+			return !refuse;
+		}
+		agg_store_sample(slot, e);
+		if (bulk_deliver_first(c, s, e, &ak) && slot)
+			slot->window_start = 0;
+		return !refuse;
 	}
 	e = reserve_event(c, lane, EV_NET);
 	if (!e) {
@@ -632,16 +672,7 @@ static __always_inline int egress_decide(struct dest *d, __u8 proto, __u16 hook)
 			slot->window_start = 0;
 		return !refuse;
 	}
-	__builtin_memset(&e->net, 0, sizeof(e->net));
-	e->h.flags = d->flags;
-	e->net.family = d->family;
-	e->net.dport = d->dport;
-	e->net.protocol = proto;
-	e->net.action = refuse;
-	e->net.hook = hook;
-	__builtin_memcpy(e->net.daddr, d->daddr, 16);
-	e->net.name_hash = name_hash;
-	e->net.reason = reason;
+	fill_net(e, d, proto, refuse, hook, name_hash, reason);
 	agg_store_sample(slot, e);
 	submit_event(c, s, e);
 	return !refuse;

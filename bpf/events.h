@@ -37,9 +37,9 @@ enum drop_cause {
 	DROP_AGGREGATED = 3,
 	DROP_SHED = 4,
 	DROP_FOLDED = 5,          /* critical: identical event counted in the kernel (not lost) */
-	DROP_SPILLED = 6,         /* critical: ring full, kept in the spill map (not lost) */
+	DROP_SPILLED = 6,         /* ring full, kept in the spill map (not lost): critical, bulk firsts */
 	DROP_SPILL_FULL = 7,      /* critical: ring and spill map full (lost) */
-	DROP_FIRST_LOST = 8,      /* bulk: first event of a new key lost to a full ring */
+	DROP_FIRST_LOST = 8,      /* bulk: first event of a new key lost to a full ring and spill share */
 	DROP_READ_FAULT = 9,      /* a user pointer could not be read (the record still goes) */
 	NR_DROP_CAUSES = 10,
 };
@@ -141,6 +141,7 @@ enum chunk_what {
 enum tier {
 	TIER_HIGH = 0,           /* keys, credentials, protected processes, tampering */
 	TIER_LOW = 1,            /* certificates, user globs */
+	TIER_BULK = 2,           /* spill only: first-of-key bulk records (new destinations) */
 };
 
 /* A destination as the kernel's cgroup connect/sendmsg hooks see it. 96 bytes: an aggregation
