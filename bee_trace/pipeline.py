@@ -31,7 +31,10 @@ from .sinks import Run, Sink, as_sink
 from .templates import TemplateCache, template_key
 from .verdict import StallWatch, decide
 
-SPILL_MIN = 65536             # spill map entries (allocated only as used)
+# Spill map entries, allocated only as used (≈ 420 bytes each). First-of-key bulk records may
+# fill a quarter (bpf/critical.h), so the critical lane keeps more room than the 65,536 entries
+# it had alone.
+SPILL_MIN = 131072
 CRIT_FOLD_NS = 1_000_000_000  # identical critical events of a process: one record per second
 # Housekeeping tick while no bulk records flow. Nothing waits for it: the kernel wakes the
 # reader for every critical record and, while idle, for the first bulk one; drops are cumulative

@@ -101,11 +101,12 @@ static __always_inline struct event *crit_begin(struct counters *c, __u8 type)
 }
 
 /* The quarters of the spill map each tier may fill: the highest tier all of it, the lower
- * critical tier three, first-of-key bulk records two. A flood of new destinations cannot take
- * the room of a watched file, nor certificates that of a key. */
+ * critical tier three, first-of-key bulk records one. A flood of new destinations cannot take
+ * the room of a watched file, nor certificates that of a key (userspace sizes the map so that
+ * the critical lane keeps at least what it had before bulk records could spill). */
 static __always_inline __u64 spill_quarters(__u8 tier)
 {
-	return tier == TIER_HIGH ? 4 : tier == TIER_LOW ? 3 : 2;
+	return tier == TIER_HIGH ? 4 : tier == TIER_LOW ? 3 : 1;
 }
 
 /* The scratch record into the spill map under `k`, counted on its lane: 0 when kept (a new

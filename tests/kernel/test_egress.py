@@ -153,6 +153,25 @@ def test_lookup_then_connect_200_of_200(monitor, job, dns, sink):
     assert s.egress["refused"] == 0 and s.egress["learned_new"] >= 200
 
 
+def test_refusals_past_a_full_critical_ring_are_spilled_not_lost(monitor, job, dns, sink):
+    """60 refused connects to distinct destinations while the reader does not read: the 4 KiB
+    critical ring takes a dozen, the spill map the rest; each is reported once."""
+    cfg = parse_config(POLICY.format(mode="block"), "test")
+    m = monitor({"network_monitor"}, config=cfg, adaptive=False, ring_critical_bytes=4096)
+    dests = [f"127.0.4.{i}" for i in range(1, 61)]
+    r = run_client([["connect", d, sink] for d in dests], job)
+    assert r["results"] == [EPERM] * len(dests)
+    m.settle(0.5)
+    blocked = [e for e in m.events if e["kind"] == "network" and e["pid"] == r["pid"]
+               and e["action"] == "blocked"]
+    assert sorted(e["daddr"] for e in blocked) == sorted(dests)
+    assert all((e["dport"], e["lane"], e["policy"]) == (sink, "critical", "not_allowed") for e in blocked)
+    late = [e for e in blocked if e.get("late")]
+    crit = m.pipeline.loss_summary().to_json()["lanes"]["critical"]
+    assert late and crit["spilled"] >= len(late)
+    assert crit["ring_full"] == 0 and crit["spill_full"] == 0
+
+
 def test_not_allowed_name_wildcard_and_cname(monitor, job, dns, sink):
     m = egress(monitor)
     r = run_client([["resolve", "evil.test", A, "udp", SERVER], ["connect", "127.0.1.5", sink],
