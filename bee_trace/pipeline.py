@@ -298,7 +298,8 @@ class Pipeline:
         """A record that reports the same thing as one already seen (same process, path or
         destination, flags) reuses that event's decoded, confirmed and classified template.
         Consecutive records of one template go to the sinks as one run, so a flood costs a few
-        list operations per record; the others are decoded from views of the batch's bytes."""
+        list operations per record; the others are decoded from views of the batch's bytes and
+        go to the sinks together (one call down the chain), in record order with the runs."""
         if not batch.headers:
             return
         self.stats.received += len(batch)
@@ -308,6 +309,7 @@ class Pipeline:
         templates, rejected = self.templates.templates, self.templates.rejected
         run_template: Event | None = None
         rows: list = []
+        shown: list[Event] = []
         for t, off in zip(batch.headers, batch.offsets):
             kind = t[H_TYPE]
             key = template_key(raw, off, kind, t[H_FLAGS])
@@ -317,6 +319,9 @@ class Pipeline:
                     if template is not run_template:
                         if rows:
                             self.emit_run(run_template, rows)  # type: ignore[arg-type]
+                        elif shown:
+                            self.emit_many(shown)
+                            shown = []
                         run_template, rows = template, []
                     rows.append((t[H_TS], t[H_TID], t[H_CPU], t[H_SEQ]))
                     continue
@@ -333,11 +338,13 @@ class Pipeline:
                 self.templates.forget(t[H_TGID])
             if ev is None:
                 continue
-            reason = self.handle_event(ev)
+            reason = self.handle_event(ev, shown)
             if key is not None:
                 self.templates.remember(key, t[H_TGID], ev, reason)
         if rows:
             self.emit_run(run_template, rows)  # type: ignore[arg-type]
+        elif shown:
+            self.emit_many(shown)
 
     def emit_run(self, template: Event, rows: list) -> None:
         run = Run(template, rows, self.ctx.realtime_offset_ns)
@@ -348,8 +355,9 @@ class Pipeline:
         for sink in self.sinks:
             sink.emit_run(run)
 
-    def handle_event(self, ev: Event) -> Reject | None:
-        """Confirm, classify, filter, emit; None when shown, else why not."""
+    def handle_event(self, ev: Event, shown: list[Event] | None = None) -> Reject | None:
+        """Confirm, classify, filter, then emit (or, given `shown`, add it there for the
+        caller to emit); None when shown, else why not."""
         reason = self.confirmer.confirm(ev)
         if reason is None:
             classify(ev, self.cfg)
@@ -360,16 +368,26 @@ class Pipeline:
             self.stats.rejected[reason] += 1
             return reason
         self.replay.folds.remember(ev)
-        self.emit(ev)
+        if shown is None:
+            self.emit(ev)
+        else:
+            shown.append(ev)
         return None
 
     def emit(self, ev: Event) -> None:
-        self.stats.output += 1
-        self.stats.by_kind[ev["kind"]] = self.stats.by_kind.get(ev["kind"], 0) + 1
-        if ev["kind"] == "tamper":
-            self._count_tamper(ev, 1)
+        self.emit_many([ev])
+
+    def emit_many(self, events: list[Event]) -> None:
+        stats = self.stats
+        stats.output += len(events)
+        by_kind = stats.by_kind
+        for ev in events:
+            kind = ev["kind"]
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+            if kind == "tamper":
+                self._count_tamper(ev, 1)
         for sink in self.sinks:
-            sink(ev)
+            sink.emit_many(events)
 
     def _count_tamper(self, ev: Event, n: int) -> None:
         if ev.get("severity") == "critical":

@@ -1,6 +1,7 @@
 """Output sinks. Every sink derives from `Sink`: it is called with one event dict, may write a
 whole run of records that share one template (same process, path or destination, flags) at once
-(`emit_run`: JSON Lines avoids building a dict per event; the default expands the run), is
+(`emit_run`: JSON Lines avoids building a dict per event; the default expands the run), takes the
+other events of one batch as a list (`emit_many`: one call down the chain, not one per event), is
 flushed after each drained batch, counts the events it could not write (`overflow`: the writer
 queue was full; `failed`: the output failed), and is closed at the end. Callers never probe for
 these with getattr."""
@@ -50,6 +51,11 @@ class Sink:
 
     def emit_run(self, run: Run) -> None:
         for ev in run.events():
+            self(ev)
+
+    def emit_many(self, events: list[Event]) -> None:
+        """Events in record order (none of them a run's)."""
+        for ev in events:
             self(ev)
 
     def flush(self) -> None:

@@ -40,6 +40,12 @@ class Visible(Sink):
         if self.shown(run.template):
             self.sink.emit_run(run)
 
+    def emit_many(self, events: list[Event]) -> None:
+        if not (self.verbose and self.loopback):
+            events = [ev for ev in events if self.shown(ev)]
+        if events:
+            self.sink.emit_many(events)
+
     def flush(self) -> None:
         self.sink.flush()
 
@@ -55,6 +61,11 @@ class ReportSink(Sink):
 
     def __call__(self, ev: Event) -> None:
         self.report.add(ev)
+
+    def emit_many(self, events: list[Event]) -> None:
+        add = self.report.add
+        for ev in events:
+            add(ev)
 
     def emit_run(self, run: Run) -> None:
         first = next(run.events())

@@ -135,6 +135,9 @@ class FailSafe(Sink):
     def emit_run(self, run: Run) -> None:
         self._guard(lambda: self.sink.emit_run(run), len(run))
 
+    def emit_many(self, events: list[Event]) -> None:
+        self._guard(lambda: self.sink.emit_many(events), len(events))
+
     def flush(self) -> None:
         self._guard(self.sink.flush, 0)
 
@@ -166,6 +169,11 @@ class FindingsToStderr(Sink):
 
     def __call__(self, ev: Event) -> None:
         self._line(ev, 1)
+
+    def emit_many(self, events: list[Event]) -> None:
+        if self.health.failures:
+            for ev in events:
+                self._line(ev, 1)
 
     def emit_run(self, run: Run) -> None:
         self._line(next(run.events()), len(run))

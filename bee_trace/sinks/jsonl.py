@@ -75,5 +75,8 @@ class JsonLinesSink(Sink):
     def emit_run(self, run: Run) -> None:
         self.stream.write(run_lines(run))
 
+    def emit_many(self, events: list[dict[str, Any]]) -> None:
+        self.stream.write("".join(map(to_json_line, events)))
+
     def flush(self) -> None:
         self.stream.flush()
