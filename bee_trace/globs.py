@@ -233,19 +233,19 @@ class KeyIndex:
                 self._dir.setdefault(key[1], []).append(i)
             else:
                 affix.setdefault((key[0], len(key[1])), {}).setdefault(key[1], []).append(i)
-        # (is a suffix, length, literal -> patterns), one table per literal length
-        self._affix = [(kind == "suffix", n, table) for (kind, n), table in affix.items()]
+        self._component_names = frozenset(self._component)
+        # (length, literal -> patterns), one table per literal length, shortest first
+        self._suffix = sorted((n, t) for (kind, n), t in affix.items() if kind == "suffix")
+        self._prefix = sorted((n, t) for (kind, n), t in affix.items() if kind == "prefix")
 
     def candidates(self, path: str) -> list[int]:
         """Positions that may match the normalised path, unordered."""
         slash = path.rfind("/")
         base = path[slash + 1:]
         found = self._always[:]
-        if self._component:
-            for part in set(path.split("/")):
-                hit = self._component.get(part)
-                if hit:
-                    found += hit
+        # One C-level pass over the path's components (most paths have none of these).
+        for part in self._component_names.intersection(path.split("/")):
+            found += self._component[part]
         hit = self._base.get(base)
         if hit:
             found += hit
@@ -254,11 +254,18 @@ class KeyIndex:
             if hit:
                 found += hit
         size = len(base)
-        for suffix, n, table in self._affix:
-            if size >= n:
-                hit = table.get(base[size - n:] if suffix else base[:n])
-                if hit:
-                    found += hit
+        for n, table in self._suffix:
+            if n > size:
+                break
+            hit = table.get(base[size - n:])
+            if hit:
+                found += hit
+        for n, table in self._prefix:
+            if n > size:
+                break
+            hit = table.get(base[:n])
+            if hit:
+                found += hit
         return found
 
 
