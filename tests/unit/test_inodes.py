@@ -4,6 +4,10 @@ the bound refuses, never pushes out a file that exists."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from bee_trace.config import default_config
+from bee_trace.confirm import Confirmer, Reject
 from bee_trace.inodes import InodeTable, WatchedInode
 
 DEV, INO = 266338304, 4242
@@ -43,3 +47,34 @@ def test_bound_refuses_and_sync_follows_the_kernel() -> None:
     t.add(WatchedInode(DEV, 5, "/home/u/.netrc"))
     t.sync({(DEV, 3): 12, (DEV, 99): 1, (DEV, 5): 77})
     assert t.get(DEV, 5) == WatchedInode(DEV, 5, "/home/u/.netrc", 77)
+
+
+def _file_event(path: str, gen: int, match: str = "inode") -> dict[str, Any]:
+    return {"kind": "file", "path": path, "dev": DEV, "ino": INO, "generation": gen,
+            "access": "read", "comm": "cat", "match": match}
+
+
+def test_confirm_names_only_the_same_file() -> None:
+    t = InodeTable()
+    t.add(WatchedInode(DEV, INO, "/home/u/.ssh/id_rsa", gen=7))
+    c = Confirmer(default_config(), None, t, lambda w, follow: w)
+    ev = _file_event("/home/u/repo/notes", 7)
+    assert c.confirm(ev) is None and ev["watched_path"] == "/home/u/.ssh/id_rsa"
+    # the key was deleted and the number reused by an unrelated file: not the key
+    ev = _file_event("/home/u/repo/notes", 8, match="name")
+    assert c.confirm(ev) is Reject.UNCONFIRMED and "watched_path" not in ev
+    assert len(t) == 0 and t.expired == 1
+
+
+def test_confirm_syncs_a_full_table_before_giving_up_a_name() -> None:
+    t = InodeTable(bound=1)
+    t.add(WatchedInode(DEV, 1, "/tmp/x0.pem", gen=1))
+    synced: list[int] = []
+
+    def sync() -> None:
+        synced.append(t.sync({}))       # the kernel dropped x0: deleted
+
+    c = Confirmer(default_config(), None, t, lambda w, follow: w, sync)
+    ev = _file_event("/home/u/.aws/credentials", 5, match="name")
+    assert c.confirm(ev) is None
+    assert synced == [1] and t.get(DEV, INO, 5) == WatchedInode(DEV, INO, "/home/u/.aws/credentials", 5)
