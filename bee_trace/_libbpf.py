@@ -96,6 +96,7 @@ _sig("libbpf_probe_bpf_prog_type", ctypes.c_int, ctypes.c_int, _vp)
 _sig("libbpf_probe_bpf_map_type", ctypes.c_int, ctypes.c_int, _vp)
 
 BPF_ANY = 0
+BPF_NOEXIST = 1
 BPF_MAP_TYPE_RINGBUF = 27
 BPF_PROG_TYPE_TRACEPOINT = 5
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
+from dataclasses import replace
 from enum import StrEnum
 from typing import Any
 
@@ -16,7 +17,7 @@ from .config import Config
 from .decode import SYMLINK_SYSCALLS
 from .event import Event
 from .identity import any_match
-from .inodes import MAX_INODES, WatchedInode, kernel_dev
+from .inodes import InodeTable, WatchedInode, kernel_dev
 
 STOPPED_BY_KEPT = 5      # the last senders of stop requests named in the summary
 
@@ -30,16 +31,20 @@ class Reject(StrEnum):
     STOP_REQUEST = "stop_requests"     # SIGINT/SIGTERM to the agent: its sender goes in the summary
 
 
-Inodes = dict[tuple[int, int], WatchedInode]
+Inodes = InodeTable
 
 
 class Confirmer:
-    def __init__(self, cfg: Config, command: str | None, inodes: Inodes,
-                 watch_inode: Callable[[int, int], object]) -> None:
+    def __init__(self, cfg: Config, command: str | None, inodes: InodeTable,
+                 watch_file: Callable[[WatchedInode, bool], WatchedInode | None],
+                 sync_inodes: Callable[[], object] = lambda: None) -> None:
         self.cfg = cfg
         self.command = command
         self.inodes = inodes              # (dev, ino) of watched files, shared with replay
-        self.watch_inode = watch_inode    # tells the kernel about a watched file's new name
+        # tells the kernel about a watched file's new name (follow symlinks?); returns it with
+        # the i_generation the kernel recorded
+        self.watch_file = watch_file
+        self.sync_inodes = sync_inodes    # drop what the kernel dropped (when the table is full)
         self.stopped_by: list[dict[str, Any]] = []
 
     def confirm(self, ev: Event) -> Reject | None:
@@ -61,7 +66,8 @@ class Confirmer:
     def _file(self, ev: Event) -> Reject | None:
         files = self.cfg.files
         path = ev["path"].removeprefix("…")
-        watched = self.inodes.get((ev.get("dev", 0), ev.get("ino", 0)))
+        # Not the watched file if its number now belongs to another (generation differs).
+        watched = self.inodes.get(ev.get("dev", 0), ev.get("ino", 0), ev.get("generation"))
         by_inode = watched is not None and watched.path != path
         if by_inode:
             # The inode of a watched file under another name (hard link, bind mount, rename):
@@ -77,7 +83,7 @@ class Confirmer:
         if not pattern:
             return Reject.UNCONFIRMED
         ev["pattern"] = pattern
-        self.learn_inode(ev.get("dev", 0), ev.get("ino", 0), path)
+        self.learn_inode(WatchedInode(ev.get("dev", 0), ev.get("ino", 0), path, ev.get("generation")))
         return None
 
     def _link(self, ev: Event, new: str) -> Reject | None:
@@ -92,19 +98,27 @@ class Confirmer:
         watched = old if files.read_set.match(old) else new
         if watched != new:
             ev["watched_path"] = watched
+        follow = ev["access"] != "link" or ev["syscall"] not in SYMLINK_SYSCALLS
         try:
-            st = os.stat(new, follow_symlinks=ev["access"] != "link" or ev["syscall"] not in SYMLINK_SYSCALLS)
+            st = os.stat(new, follow_symlinks=follow)
         except OSError:
             return None
         if stat.S_ISREG(st.st_mode):
-            dev = kernel_dev(st.st_dev)
-            self.learn_inode(dev, st.st_ino, watched)
-            self.watch_inode(dev, st.st_ino)
+            w = WatchedInode(kernel_dev(st.st_dev), st.st_ino, watched)
+            # The kernel's entry first: its open by the agent records the generation.
+            self.learn_inode(self.watch_file(replace(w, path=new), follow) or w, name=watched)
         return None
 
-    def learn_inode(self, dev: int, ino: int, path: str) -> None:
-        if ino and (dev, ino) not in self.inodes and len(self.inodes) < MAX_INODES:
-            self.inodes[(dev, ino)] = WatchedInode(dev, ino, path)
+    def learn_inode(self, w: WatchedInode, name: str | None = None) -> None:
+        """Keep the watched name of w's inode (`name` instead of w.path when given). A full
+        table first follows the kernel, which drops the entries of deleted files."""
+        if not w.ino:
+            return
+        if name is not None:
+            w = replace(w, path=name)
+        if (w.dev, w.ino) not in self.inodes and self.inodes.full:
+            self.sync_inodes()
+        self.inodes.add(w)
 
     def _memory(self, ev: Event) -> Reject | None:
         mem = self.cfg.memory

@@ -273,6 +273,7 @@ def decode_file(rec: RecordView, ctx: DecodeContext) -> Event:
         "open_flags": f["open_flags"],
         "dev": f["dev"],
         "ino": f["ino"],
+        "generation": f["gen"],
         "match": "inode" if f["match"] & R.MATCH_INODE else "name",
         "origin": R.ORIGINS.get(f["origin"], "syscall"),
         "syscall": f["syscall"],

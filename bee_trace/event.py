@@ -57,6 +57,7 @@ class EventFields(TypedDict, total=False):
     open_flags: int
     dev: int
     ino: int
+    generation: int               # the inode's i_generation (tells a reused number from the watched file)
     match: str                    # name | inode | old
     pattern: str                  # the glob that confirmed it
     # -- network ------------------------------------------------------------------------------------

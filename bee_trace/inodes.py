@@ -1,7 +1,10 @@
-"""The inodes of watched files that exist at start: every home directory (from /etc/passwd,
-$HOME and /root) and every absolute pattern is expanded once, and each regular file's
-(dev, ino) goes into the kernel's watched_inodes map. An open of one of these inodes is then
-reported whatever name reaches it: a hard link, a bind mount, a rename."""
+"""The inodes of watched files: those that exist at start (every home directory, from
+/etc/passwd, $HOME and /root, and every absolute pattern expanded once; each regular file's
+(dev, ino) goes into the kernel's watched_inodes map) and those learned since, and
+`InodeTable`, userspace's copy of that map with the name the policy gave each file. An open of
+one of these inodes is reported whatever name reaches it: a hard link, a bind mount, a rename.
+A (dev, ino) names a file only while the file exists: the kernel records each one's
+i_generation and drops the entries of deleted files, and the table follows it."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ import glob
 import os
 import pwd
 import stat
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 
 from .globs import GlobSet
 
@@ -38,6 +42,87 @@ class WatchedInode:
     dev: int          # kernel encoding
     ino: int
     path: str
+    gen: int | None = None    # the i_generation the kernel recorded; None: not known yet
+
+
+InodeKey = tuple[int, int]    # (dev, ino)
+
+
+class InodeTable:
+    """The watched files by (dev, ino), with their watched names: what confirm.py names as
+    `watched_path` and replay.py gives a fold whose first event is forgotten. An entry speaks
+    for one incarnation of its number: an event carrying another i_generation means that file
+    was deleted and the number given to another, and `sync` drops what the kernel dropped
+    (files it found deleted). Bounded like the kernel's map; `expired` counts the entries of
+    files that no longer exist, `refused` the names not kept because the table was full."""
+
+    def __init__(self, bound: int = MAX_INODES) -> None:
+        self.bound = bound
+        self._by_key: dict[InodeKey, WatchedInode] = {}
+        self.expired = 0
+        self.refused = 0
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def __iter__(self) -> Iterator[WatchedInode]:
+        return iter(list(self._by_key.values()))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._by_key
+
+    @property
+    def full(self) -> bool:
+        return len(self._by_key) >= self.bound
+
+    def clear(self) -> None:
+        self._by_key.clear()
+
+    def get(self, dev: int, ino: int, gen: int | None = None) -> WatchedInode | None:
+        """The watched file at (dev, ino); None when there is none, or when `gen` (the opened
+        inode's i_generation) says the number belongs to another file now (the entry goes)."""
+        w = self._by_key.get((dev, ino))
+        if w is not None and gen is not None and w.gen is not None and w.gen != gen:
+            del self._by_key[(dev, ino)]
+            self.expired += 1
+            return None
+        return w
+
+    def add(self, w: WatchedInode) -> bool:
+        """Keep w's name for its inode. The first name of one incarnation stays (a hard link
+        does not rename the file); another incarnation replaces the old one. False when full."""
+        key = (w.dev, w.ino)
+        old = self._by_key.get(key)
+        if old is not None:
+            if w.gen is None or old.gen == w.gen:
+                return True
+            if old.gen is None:     # not known yet: the kernel knows this number as this file
+                self._by_key[key] = replace(old, gen=w.gen)
+                return True
+            self.expired += 1
+        elif len(self._by_key) >= self.bound:
+            self.refused += 1
+            return False
+        self._by_key[key] = w
+        return True
+
+    def sync(self, kernel: Mapping[InodeKey, int | None]) -> int:
+        """Follow the kernel's map ((dev, ino) -> recorded i_generation, None while unknown):
+        drop the entries it no longer has or has for another file. Returns how many went."""
+        gone = 0
+        for key, w in list(self._by_key.items()):
+            if key not in kernel:
+                gone += 1
+                del self._by_key[key]
+                continue
+            gen = kernel[key]
+            if gen is not None and w.gen is not None and gen != w.gen:
+                gone += 1
+                del self._by_key[key]
+            elif gen is not None and w.gen is None:
+                self._by_key[key] = replace(w, gen=gen)
+        self.expired += gone
+        return gone
 
 
 def home_directories() -> list[str]:

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from . import records as R
-from ._libbpf import LibbpfError, Link, Map, Object, num_possible_cpus
-from .inodes import inode_slot
+from ._libbpf import BPF_NOEXIST, LibbpfError, Link, Map, Object, num_possible_cpus
+from .inodes import InodeKey, WatchedInode, inode_slot, kernel_dev
 from .programs import Attach, program
 
 # Where things are looked for; the environment can point elsewhere (README: "Errors").
@@ -172,13 +172,13 @@ class Kernel:
     def start(self, file_filter: np.ndarray, self_tgid: int | None = None,
               high_filter: np.ndarray | None = None,
               blocked: list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None,
-              inodes: list[tuple[int, int]] | None = None, egress: object | None = None,
-              **settings: object) -> None:
-        """Load, configure, then attach (so no event is seen with an unconfigured filter)."""
+              inodes: list[WatchedInode] | None = None, egress: object | None = None,
+              **settings: object) -> list[WatchedInode]:
+        """Load, configure, then attach (so no event is seen with an unconfigured filter).
+        Returns the seeded inodes that are watched, with the i_generation the kernel recorded."""
         self.load()
         self.set_file_filter(file_filter, high_filter)
-        for dev, ino in inodes or ():
-            self.watch_inode(dev, ino)
+        seeded = [w for w in inodes or () if self.watch_inode(w.dev, w.ino, seeded=True)]
         self.set_blocked(blocked or [])
         if "network_monitor" in self.probes:
             if egress is None:
@@ -190,6 +190,8 @@ class Kernel:
         from .tamper import register_agent
         assert self._obj is not None
         register_agent(self._obj, self._links)
+        # Attached: our own opens now tell the kernel which inode each seeded entry is.
+        return [w for w in (self.adopt(w) for w in seeded) if w is not None]
 
     def detach(self) -> None:
         """Stop producing records; maps (rings, counters) stay readable until close()."""
@@ -210,6 +212,10 @@ class Kernel:
         self.close()
 
     # -- maps --------------------------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return self._obj is not None
+
     def map_fd(self, name: str) -> int:
         assert self._obj is not None
         return self._obj.map(name).fd
@@ -258,23 +264,72 @@ class Kernel:
         return {key: c for key, c in zip(zip(k["tgid"].tolist(), k["type"].tolist(), k["a"].tolist(),
                                              k["b"].tolist()), counts) if c}
 
-    def watch_inode(self, dev: int, ino: int) -> bool:
-        """Report every open of this inode (kernel dev encoding), whatever its name. False when
-        the map is full (a flood of watched names filled it): the name filter still applies."""
+    def watch_inode(self, dev: int, ino: int, seeded: bool = False) -> bool:
+        """Report every open of this inode (kernel dev encoding), whatever its name; the kernel
+        learns which inode it is at the agent's next open of it (`adopt`). False when the map is
+        full of files that exist (a flood of watched names): the name filter still applies.
+        `seeded`: found at start, dropped only when the kernel can prove the file deleted."""
         assert self._obj is not None
-        key = np.zeros(1, dtype=R.inode_key_dtype)
-        key["ino"], key["dev"] = ino, dev
+        key = _inode_key(dev, ino)
         # The slot first: the kernel looks in watched_inodes only when the slot is set.
         self._obj.map("watched_inode_slots").update(
             inode_slot(dev, ino).to_bytes(4, "little"), b"\x01")
+        value = np.zeros(1, dtype=R.inode_value_dtype)
+        value["tier"], value["flags"] = R.TIER_HIGH, R.INODE_SEEDED if seeded else 0
         try:
-            self._obj.map("watched_inodes").update(key.tobytes(), bytes(8))
+            # Never over an entry the kernel knows (the same file, learned at an open).
+            self._obj.map("watched_inodes").update(key, value.tobytes(), BPF_NOEXIST)
         except LibbpfError as e:
+            if e.errno == errno.EEXIST:
+                return True
             if e.errno != errno.E2BIG:
                 raise
             self.inodes_full += 1
             return False
         return True
+
+    def adopt(self, w: WatchedInode, follow: bool = True) -> WatchedInode | None:
+        """Open w.path (O_PATH: no data) so the kernel records which inode its entry is
+        (inode_adopt in bpf/open_exit.h: the agent's own opens). The probes must be attached.
+        w with the recorded i_generation; None, and the entry deleted, when the name no
+        longer leads to that inode (replaced in between)."""
+        assert self._obj is not None
+        try:
+            fd = os.open(w.path, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
+        except OSError:
+            fd = -1
+        try:
+            st = os.fstat(fd) if fd >= 0 else None
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        raw = self._obj.map("watched_inodes").lookup(_inode_key(w.dev, w.ino),
+                                                     R.inode_value_dtype.itemsize)
+        if st is None or (kernel_dev(st.st_dev), st.st_ino) != (w.dev, w.ino):
+            if raw is not None and not np.frombuffer(raw, R.inode_value_dtype)["flags"][0] & R.INODE_KNOWN:
+                self.forget_inode(w.dev, w.ino)
+            return None
+        if raw is None:
+            return None
+        v = np.frombuffer(raw, R.inode_value_dtype)[0]
+        return WatchedInode(w.dev, w.ino, w.path, int(v["gen"]) if v["flags"] & R.INODE_KNOWN else None)
+
+    def forget_inode(self, dev: int, ino: int) -> None:
+        assert self._obj is not None
+        self._obj.map("watched_inodes").delete(_inode_key(dev, ino))
+
+    def inode_entries(self) -> dict[InodeKey, int | None]:
+        """watched_inodes as (dev, ino) -> recorded i_generation (None: not known yet)."""
+        assert self._obj is not None
+        raw_keys, raw_values, n = self._obj.map("watched_inodes").items(
+            R.inode_key_dtype.itemsize, R.inode_value_dtype.itemsize)
+        if not n:
+            return {}
+        k = np.frombuffer(raw_keys, dtype=R.inode_key_dtype)
+        v = np.frombuffer(raw_values, dtype=R.inode_value_dtype)
+        known = (v["flags"] & R.INODE_KNOWN) != 0
+        return {(d, i): (g if kn else None) for d, i, g, kn in
+                zip(k["dev"].tolist(), k["ino"].tolist(), v["gen"].tolist(), known.tolist())}
 
     def set_settings(self, self_tgid: int, **fields: object) -> None:
         """Write the whole settings slot (the kernel reads it on every event)."""
@@ -373,6 +428,12 @@ def _ring_size(nbytes: int) -> int:
     """Ring sizes must be a power of two multiple of the page size."""
     size = max(nbytes, os.sysconf("SC_PAGE_SIZE"))
     return 1 << (size - 1).bit_length()
+
+
+def _inode_key(dev: int, ino: int) -> bytes:
+    key = np.zeros(1, dtype=R.inode_key_dtype)
+    key["ino"], key["dev"] = ino, dev
+    return key.tobytes()
 
 
 def _log_tail(log: str, lines: int = 40) -> str:

@@ -67,7 +67,9 @@ class LaneLoss:
 class LossSummary:
     inspected: int = 0                  # file opens inspected in the kernel
     candidates: int = 0                 # of those, passed the kernel's superset filter
-    inodes_not_learned: int = 0         # watched_inodes full (a flood of watched names); names still match
+    inodes_not_learned: int = 0         # watched_inodes full of existing files: not learned (names still match)
+    inodes_stale: int = 0               # watched (dev, ino) whose number another file got: dropped at its open
+    inodes_reclaimed: int = 0           # entries of deleted files dropped to make room
     received: int = 0                   # records read from both rings
     output: int = 0                     # events handed to sinks
     unconfirmed: int = 0                # kernel candidates that no glob matched

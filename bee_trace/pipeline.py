@@ -21,7 +21,7 @@ from .critical import REJECTED_KEYS, REMEMBERED
 from .decode import CHUNKS_PENDING_MAX, DecodeContext, decode_record
 from .egress.policy import EgressPolicy
 from .event import Event
-from .inodes import MAX_INODES, watched_inodes
+from .inodes import InodeTable, WatchedInode, watched_inodes
 from .kernel import Kernel, check_min_kernel
 from .loss import LossSummary, lane_losses, read_egress_counters, total_drops, uncounted_gaps
 from .record_view import RecordView
@@ -120,8 +120,10 @@ class Pipeline:
         self._bulk_idle = True
         self._last_bulk = 0.0
         self.templates = TemplateCache(TEMPLATE_CACHE)
-        self.inodes: Inodes = {}      # watched files by (dev, ino): filled at start, learned since
-        self.confirmer = Confirmer(self.cfg, opts.command, self.inodes, self.kernel.watch_inode)
+        self.inodes: Inodes = InodeTable()   # watched files by (dev, ino): seeded at start, learned since
+        self._inodes_dropped_seen = 0        # the kernel's stale + reclaimed counts at the last sync
+        self.confirmer = Confirmer(self.cfg, opts.command, self.inodes, self.watch_file,
+                                   self.sync_inodes)
         self.replay = Replay(self.kernel, self.ctx, self.cfg, self.inodes, self.handle_event, self.emit)
         self.stall = StallWatch(opts.stall_bound_s)
         self._min_rank = severity_rank(opts.min_severity)
@@ -139,12 +141,14 @@ class Pipeline:
         files = self.cfg.files
         globs = list(files.watch_read) + list(files.watch_write)
         self.inodes.clear()
-        self.inodes.update({(w.dev, w.ino): w for w in watched_inodes(globs, files.exclude_set)})
-        self.kernel.start(patterns.build_filter(globs),
-                          high_filter=patterns.build_filter(patterns.high_tier(globs)),
-                          blocked=list(self.cfg.network.blocked_networks), bulk_idle=1,
-                          inodes=list(self.inodes), crit_fold_ns=CRIT_FOLD_NS, egress=self.egress,
-                          **self.tuning.kernel_settings())
+        seeded = self.kernel.start(patterns.build_filter(globs),
+                                   high_filter=patterns.build_filter(patterns.high_tier(globs)),
+                                   blocked=list(self.cfg.network.blocked_networks), bulk_idle=1,
+                                   inodes=watched_inodes(globs, files.exclude_set),
+                                   crit_fold_ns=CRIT_FOLD_NS, egress=self.egress,
+                                   **self.tuning.kernel_settings())
+        for w in seeded:
+            self.inodes.add(w)
         try:
             self.ctx.procs.seed()
             self.rings = RingSet([
@@ -194,6 +198,26 @@ class Pipeline:
         boot_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         self.ctx.procs.expire(boot_ns)
         self.ctx.names.expire(boot_ns)
+        self.sync_inodes()
+
+    def watch_file(self, w: WatchedInode, follow: bool = True) -> WatchedInode | None:
+        """A watched file's new name (link/rename): into the kernel's watched_inodes, and opened
+        once so the kernel records which inode it is."""
+        if not self.kernel.watch_inode(w.dev, w.ino):
+            return None
+        return self.kernel.adopt(w, follow)
+
+    def sync_inodes(self) -> None:
+        """The watched-inode table follows the kernel's when that dropped entries (deleted
+        files) since the last look: one counters read, a map walk only then."""
+        if not self.kernel.loaded:
+            return
+        per_cpu = self.kernel.counters_per_cpu()
+        dropped = int(per_cpu["inodes_stale"].sum() + per_cpu["inodes_reclaimed"].sum())
+        if dropped == self._inodes_dropped_seen:
+            return
+        self._inodes_dropped_seen = dropped
+        self.inodes.sync(self.kernel.inode_entries())
 
     def poll_timeout(self) -> float:
         """How long step() waits: the bulk latency bound while bulk records flow, else the slow
@@ -403,6 +427,7 @@ class Pipeline:
 
     # -- loss accounting (loss.py) -------------------------------------------------------------
     def loss_summary(self) -> LossSummary:
+        self.sync_inodes()
         per_cpu = self.kernel.counters_per_cpu()
         lanes = lane_losses(per_cpu, self.rings.rings if self.rings else [])
         dropped = total_drops(lanes, self.sinks)
@@ -411,6 +436,8 @@ class Pipeline:
             inspected=int(per_cpu["inspected"].sum()),
             candidates=int(per_cpu["candidates"].sum()),
             inodes_not_learned=int(per_cpu["inodes_full"].sum()) + self.kernel.inodes_full,
+            inodes_stale=int(per_cpu["inodes_stale"].sum()),
+            inodes_reclaimed=int(per_cpu["inodes_reclaimed"].sum()),
             received=self.stats.received,
             output=self.stats.output,
             unconfirmed=self.stats.rejected[Reject.UNCONFIRMED],
@@ -458,7 +485,10 @@ class Pipeline:
                                   "evicted": folds.first_evictions},
             "fold_hidden_keys": {"entries": len(folds.hidden), "bound": REJECTED_KEYS,
                                  "evicted": folds.hidden_evictions},
-            "watched_inodes": {"entries": len(self.inodes), "bound": MAX_INODES, "evicted": 0},
+            # Nothing that exists is pushed out (a full table refuses: inodes_not_learned);
+            # expired: entries of files deleted since (the kernel dropped them).
+            "watched_inodes": {"entries": len(self.inodes), "bound": self.inodes.bound, "evicted": 0,
+                               "expired": self.inodes.expired},
             "path_chunks": {"entries": len(chunks), "bound": CHUNKS_PENDING_MAX,
                             "evicted": self.ctx.chunks_evicted},
         }

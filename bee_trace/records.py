@@ -90,7 +90,7 @@ header_dtype = np.dtype([
 
 file_dtype = np.dtype([
     ("ino", "<u8"), ("dev", "<u4"), ("open_flags", "<u4"), ("f_mode", "<u4"), ("path_len", "<u4"),
-    ("req_len", "<u4"), ("_pad", "<u4"), ("syscall", "<u2"), ("origin", "u1"), ("match", "u1"),
+    ("req_len", "<u4"), ("gen", "<u4"), ("syscall", "<u2"), ("origin", "u1"), ("match", "u1"),
     ("tier", "u1"), ("nchunks", "u1"), ("nreq", "u1"), ("walk_flags", "u1"),
     ("path", f"V{FILE_TAIL}"),
 ])
@@ -168,6 +168,9 @@ counters_dtype = np.dtype([
     ("sample_tick", "<u8", (NR_KINDS,)),
     ("shed_tick", "<u8"),
     ("inodes_full", "<u8"),
+    ("inodes_stale", "<u8"),
+    ("inodes_reclaims", "<u8"),
+    ("inodes_reclaimed", "<u8"),
 ])
 
 file_filter_dtype = np.dtype([
@@ -189,6 +192,9 @@ agg_value_dtype = np.dtype([
     ("comm", f"S{COMM_LEN}"), ("sample", f"V{AGG_SAMPLE_LEN}"),
 ])
 inode_key_dtype = np.dtype([("ino", "<u8"), ("dev", "<u4"), ("_pad", "<u4")])
+inode_value_dtype = np.dtype([("addr", "<u8"), ("gen", "<u4"), ("tier", "u1"), ("flags", "u1"),
+                              ("_pad", "V2")])
+INODE_KNOWN, INODE_SEEDED = 1 << 0, 1 << 1     # inode_value.flags
 fold_key_dtype = np.dtype([("tgid", "<u4"), ("type", "<u4"), ("a", "<u8"), ("b", "<u8")])
 fold_value_dtype = np.dtype([("count", "<u8"), ("window_start", "<u8")])
 spill_value_dtype = np.dtype({"names": ["count", "ev"], "formats": ["<u8", event_dtype],
@@ -215,6 +221,7 @@ C_STRUCTS: dict[str, np.dtype] = {
     "file_payload": file_dtype,
     "path_chunk": chunk_dtype,
     "inode_key": inode_key_dtype,
+    "inode_value": inode_value_dtype,
     "net_payload": net_dtype,
     "mem_payload": mem_dtype,
     "proc_payload": proc_dtype,

@@ -113,7 +113,8 @@ class Replay:
         ev: Event = {"ts": iso_ts(time.time_ns()), "pid": tgid, "comm": info.comm if info else "",
                      "exe": info.exe if info else "", "severity": "low", "rule": ""}
         if kind == R.EV_FILE:
-            watched = self.inodes.get((b & 0xFFFFFFFF, a))
+            # (the fold key has no generation: the table holds the number's current file)
+            watched = self.inodes.get(b & 0xFFFFFFFF, a)
             if watched is None:
                 return None
             ev.update(kind="file", path=watched.path, dev=b & 0xFFFFFFFF, ino=a, uid=b >> 33,

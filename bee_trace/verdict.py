@@ -65,7 +65,10 @@ def decide(loss: LossSummary, *, tamper: dict[str, int] | None = None,
                      ("output_failed", loss.dropped.output_failed),
                      ("uncounted_gaps", loss.uncounted_gaps),
                      ("aggregated_unreported", loss.aggregated_unreported),
-                     ("folded_unreported", loss.folded_unreported)):
+                     ("folded_unreported", loss.folded_unreported),
+                     # watched inodes the kernel could not learn (a table full of files that
+                     # exist): their hard links and bind mounts go unseen, an attacker can cause it
+                     ("inodes_not_learned", loss.inodes_not_learned)):
         if n:
             reasons.append({"reason": cause, "count": n})
     for f in output_failures or []:

@@ -96,7 +96,7 @@ struct file_payload {            /* 272 bytes */
 	__u32 f_mode;
 	__u32 path_len;          /* full length of the resolved path */
 	__u32 req_len;           /* length of the caller's string when it differs, else 0 */
-	__u32 _pad;
+	__u32 gen;               /* the inode's i_generation (0 for link/rename) */
 	__u16 syscall;           /* syscall number (compat numbers with ORIGIN_COMPAT), io_uring op */
 	__u8 origin;             /* enum open_origin */
 	__u8 match;              /* MATCH_* bits: why the kernel sent it */
@@ -287,6 +287,9 @@ struct counters {
 	__u64 sample_tick[NR_KINDS];            /* per-CPU 1-in-N sampling position */
 	__u64 shed_tick;
 	__u64 inodes_full;                      /* watched_inodes full: an inode was not learned */
+	__u64 inodes_stale;                     /* entries of deleted files whose number another file got */
+	__u64 inodes_reclaims;                  /* walks of a full watched_inodes */
+	__u64 inodes_reclaimed;                 /* entries of deleted files they dropped */
 };
 
 /* Candidate filter for file opens (one array slot). A pattern sets one bit for one key that any

@@ -12,22 +12,34 @@
 /* (dev, ino) of every existing file the policy names, written by userspace at start, plus every
  * file the kernel saw opened under a watched name (learned here, so a hard link or rename made
  * right after is caught without waiting for userspace). An open of these inodes is reported
- * whatever it is called. A plain hash: a flood of watched names can fill it (learning then
- * fails, counted) but never evicts what was seeded. */
+ * whatever it is called. A key names a file only while that file exists: each entry records
+ * which inode it is (i_generation, and the struct inode's address to tell whether it still
+ * lives), so a number the filesystem gave to another file after the watched one was deleted
+ * is stale (deleted at its next open), and a full table first drops the entries of deleted
+ * files (inodes_reclaim). A plain hash: a table full of files that still exist refuses to
+ * learn (counted), never evicts a live one. */
 struct inode_key {
 	__u64 ino;
 	__u32 dev;
 	__u32 _pad;
 };
 
+#define INODE_KNOWN  (1 << 0)   /* addr and gen are the inode's (the kernel has seen it) */
+#define INODE_SEEDED (1 << 1)   /* written at start: dropped only when provably deleted */
+
 struct inode_value {
+	__u64 addr;             /* the struct inode when last seen (an evicted inode comes back elsewhere) */
+	__u32 gen;              /* its i_generation: another file that gets the number has another */
 	__u8 tier;
-	__u8 _pad[7];
+	__u8 flags;             /* INODE_* */
+	__u8 _pad[2];
 };
+
+#define WATCHED_INODES 16384    /* bee_trace/inodes.py MAX_INODES */
 
 BEE_MAP struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, WATCHED_INODES);
 	__type(key, struct inode_key);
 	__type(value, struct inode_value);
 } watched_inodes SEC(".maps");
@@ -44,22 +56,150 @@ BEE_MAP struct {
 	__type(value, __u8);
 } watched_inode_slots SEC(".maps");
 
-static __always_inline int inode_watched(struct inode_key *k)
+/* Whether the open inode is the watched file its key names. An entry whose i_generation is not
+ * this inode's was another file, deleted since: stale, deleted here. An entry userspace has
+ * just written (not INODE_KNOWN until its own open, inode_adopt) counts as watched. */
+static __always_inline int inode_watched(struct counters *c, struct inode_key *k,
+					 struct inode *inode)
 {
 	__u32 slot = inode_slot(k->ino, k->dev);
-	__u8 *v = bpf_map_lookup_elem(&watched_inode_slots, &slot);
+	__u8 *s = bpf_map_lookup_elem(&watched_inode_slots, &slot);
+	struct inode_value *v;
 
-	return v && *v && bpf_map_lookup_elem(&watched_inodes, k);
+	if (!s || !*s)
+		return 0;
+	v = bpf_map_lookup_elem(&watched_inodes, k);
+	if (!v)
+		return 0;
+	if (!(v->flags & INODE_KNOWN))
+		return 1;
+	if (v->gen != inode->i_generation) {
+		bpf_map_delete_elem(&watched_inodes, k);
+		c->inodes_stale++;
+		return 0;
+	}
+	if (v->addr != (__u64)inode)
+		v->addr = (__u64)inode;     /* evicted and read back in: the same file */
+	return 1;
 }
 
-static __always_inline long inode_learn(struct inode_key *k)
+/* I_WILL_FREE | I_FREEING | I_CLEAR: an enum since 6.12-ish, bits 4-6 before. */
+static __always_inline __u32 inode_dying_bits(void)
 {
-	struct inode_value v = { .tier = TIER_HIGH };
+	if (bpf_core_enum_value_exists(enum inode_state_flags_t, I_FREEING))
+		return bpf_core_enum_value(enum inode_state_flags_t, I_WILL_FREE) |
+		       bpf_core_enum_value(enum inode_state_flags_t, I_FREEING) |
+		       bpf_core_enum_value(enum inode_state_flags_t, I_CLEAR);
+	return (1 << 4) | (1 << 5) | (1 << 6);
+}
+
+/* Whether an entry's file is gone, read through its recorded struct inode address (possibly
+ * freed memory: probe reads, never a dereference). Certain: that inode is still there, dying,
+ * with no link left (a deleted file that is still open is not dying). Likely: the memory is
+ * not that inode any more (freed and reused) -- a deleted file, or on a disk filesystem an
+ * unused one the kernel evicted from its cache; that is enough for a learned entry (a watched
+ * name opened again learns it again), not for one seeded at start. An evicted inode whose
+ * memory still says it has links is kept. */
+static __always_inline int inode_gone(struct inode_key *k, struct inode_value *v)
+{
+	struct inode *i = (struct inode *)v->addr;
+	unsigned long ino = 0;
+	__u32 gen = 0, state = 0, nlink = 1;
+	int likely = !(v->flags & INODE_SEEDED);
+
+	/* The number and a random 32-bit generation name the inode well enough (no read of the
+	 * super block's dev: each probe read is most of a walk's cost). */
+	if (bpf_core_read(&ino, sizeof(ino), &i->i_ino) ||
+	    bpf_core_read(&gen, sizeof(gen), &i->i_generation) ||
+	    ino != k->ino || gen != v->gen)
+		return likely;
+	if (bpf_core_read(&state, sizeof(state), &i->i_state))
+		return likely;
+	if (!(state & inode_dying_bits()))
+		return 0;
+	return !bpf_core_read(&nlink, sizeof(nlink), &i->__i_nlink) && nlink == 0;
+}
+
+struct reclaim_ctx {
+	__u64 freed;
+};
+
+static long reclaim_step(struct bpf_map *map, struct inode_key *k, struct inode_value *v,
+			 struct reclaim_ctx *x)
+{
+	if ((v->flags & INODE_KNOWN) && inode_gone(k, v) && !bpf_map_delete_elem(map, k))
+		x->freed++;
+	return 0;
+}
+
+/* Earliest next reclaim walk (boot ns): a table full of live files must not cost a walk of
+ * 16,384 entries per learning open (7-9 ms for 16,384 live entries on the 2-core VM, paid by
+ * the opener): at most 5 walks a second. */
+#define INODE_RECLAIM_NS 200000000ULL
+__u64 inode_reclaim_after;
+
+/* The table is full: drop the entries of deleted files. A global function: verified once,
+ * apart from the open path. Returns how many were dropped (0: too soon since the last walk). */
+__noinline int inodes_reclaim(void)
+{
+	struct reclaim_ctx x = {};
+	struct counters *c = get_counters();
+	__u64 now = bpf_ktime_get_boot_ns();
+
+	if (!c || now < inode_reclaim_after)
+		return 0;
+	inode_reclaim_after = now + INODE_RECLAIM_NS;
+	bpf_for_each_map_elem(&watched_inodes, reclaim_step, &x, 0);
+	c->inodes_reclaims++;
+	c->inodes_reclaimed += x.freed;
+	return x.freed;
+}
+
+static __always_inline long inode_learn(struct inode_key *k, struct inode *inode)
+{
+	struct inode_value v = { .addr = (__u64)inode, .gen = inode->i_generation,
+				 .tier = TIER_HIGH, .flags = INODE_KNOWN };
 	__u32 slot = inode_slot(k->ino, k->dev);
 	__u8 one = 1;
+	long err;
 
 	bpf_map_update_elem(&watched_inode_slots, &slot, &one, BPF_ANY);
-	return bpf_map_update_elem(&watched_inodes, k, &v, BPF_NOEXIST);
+	err = bpf_map_update_elem(&watched_inodes, k, &v, BPF_NOEXIST);
+	if (err == -E2BIG && inodes_reclaim() > 0)
+		err = bpf_map_update_elem(&watched_inodes, k, &v, BPF_NOEXIST);
+	return err;
+}
+
+/* The agent's own open of fd: a file userspace has just put in watched_inodes (seeded at start,
+ * or the new name of a link/rename) is opened by it so the kernel records which inode that is
+ * (userspace cannot see i_generation or the inode's address). A global function. */
+__noinline int inode_adopt(long fd)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct inode_key key = {};
+	struct inode_value *v;
+	struct inode *inode;
+	struct file *f;
+	__u32 slot;
+	__u8 *s;
+
+	f = vfs_fd_file(t, fd);
+	if (!f)
+		return 0;
+	inode = f->f_inode;
+	key.ino = inode->i_ino;
+	key.dev = inode->i_sb->s_dev;
+	slot = inode_slot(key.ino, key.dev);
+	s = bpf_map_lookup_elem(&watched_inode_slots, &slot);
+	if (!s || !*s)
+		return 0;
+	v = bpf_map_lookup_elem(&watched_inodes, &key);
+	if (!v || (v->flags & INODE_KNOWN))
+		return 0;
+	v->addr = (__u64)inode;
+	v->gen = inode->i_generation;
+	v->flags |= INODE_KNOWN;
+	return 1;
 }
 
 struct chunk_ctx {
@@ -297,7 +437,7 @@ static __always_inline void emit_file_open(struct counters *c, struct settings *
 	e->file.f_mode = f->f_mode;
 	e->file.path_len = len;
 	e->file.req_len = req_len;
-	e->file._pad = 0;
+	e->file.gen = f->f_inode->i_generation;
 	e->file.syscall = nr;
 	e->file.origin = origin;
 	e->file.match = match;
@@ -401,13 +541,13 @@ static __always_inline int open_decide(struct settings *s, struct task_struct *t
 		/* O_PATH fds give no access to the data; reopening one is an open we see. */
 		if (!(s->probes & PROBE_FILE) || (f->f_mode & FMODE_PATH))
 			return 0;
-		if (inode_watched(&key))
+		if (inode_watched(c, &key, inode))
 			match = MATCH_INODE;
 		else if (name_candidate(f, d, &tier))
 			match = MATCH_NAME;
 		if (!match)
 			return 0;
-		if (match == MATCH_NAME && inode_learn(&key) == -E2BIG)
+		if (match == MATCH_NAME && inode_learn(&key, inode) == -E2BIG)
 			c->inodes_full++;
 	}
 	c->candidates++;
@@ -428,15 +568,20 @@ static __always_inline struct settings *open_settings(struct task_struct *t, lon
 	return s;
 }
 
-/* A syscall returned `ret`; when it is a new fd, decide on its file. */
+/* A syscall returned `ret`; when it is a new fd, decide on its file (the agent's own: see
+ * inode_adopt). */
 static __always_inline int open_exit(struct task_struct *t, long ret, long nr, __u8 origin,
 				     const char *upath)
 {
 	struct settings *s = open_settings(t, ret);
 	struct file *f;
 
-	if (!s)
+	if (!s) {
+		s = get_settings();
+		if (ret >= 0 && s && (s->probes & PROBE_FILE) && t->tgid == s->self_tgid)
+			return inode_adopt(ret);
 		return 0;
+	}
 	f = vfs_fd_file(t, ret);
 	if (!f)
 		return 0;

@@ -8,8 +8,8 @@ from bee_trace import records as R
 from bee_trace.loss import Drops, LaneLoss, LossSummary, total_drops, uncounted_gaps
 
 # The `loss` object of the summary record, as users' tooling reads it.
-TOP = ["inspected", "candidates", "inodes_not_learned", "received", "output", "unconfirmed", "excluded",
-       "below_severity",
+TOP = ["inspected", "candidates", "inodes_not_learned", "inodes_stale", "inodes_reclaimed", "received",
+       "output", "unconfirmed", "excluded", "below_severity",
        "dropped", "uncounted_gaps", "lanes", "aggregated_reported", "aggregated_unreported",
        "folded_reported", "folded_unreported", "folded_unnamed_keys", "spilled_reported", "shed_raised",
        "governor",

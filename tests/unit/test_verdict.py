@@ -44,6 +44,18 @@ def test_each_loss_is_a_reason() -> None:
                         "tamper.stop 1, stalled longest wait 4100 ms)")
 
 
+def test_watched_inodes_not_learned_is_a_loss_and_reclaimed_ones_are_not() -> None:
+    """A table full of files that exist refused to learn a watched file (its hard links go
+    unseen): degraded. Entries of deleted files dropped to make room lose nothing."""
+    loss = _loss()
+    loss.inodes_stale, loss.inodes_reclaimed = 1, 16384
+    assert decide(loss).state == "complete"
+    loss.inodes_not_learned = 3
+    v = decide(loss)
+    assert (v.state, v.reasons) == ("degraded", [{"reason": "inodes_not_learned", "count": 3}])
+    assert v.text() == "degraded (inodes_not_learned 3)"
+
+
 def test_interrupted_wins_and_keeps_reasons() -> None:
     v = decide(_loss(critical={"ring_full": 1}), interrupted="SIGTERM before --duration ended")
     assert v.state == "interrupted" and [r["reason"] for r in v.reasons] == ["ring_full", "interrupted"]
