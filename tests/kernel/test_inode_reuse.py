@@ -186,6 +186,7 @@ def test_deleted_but_open_watched_file_stays_watched(monitor, tmp_path: Path, sh
     mon = monitor()
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(secret)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
+    assert holder.stdin is not None and holder.stdout is not None
     try:
         fd = int(holder.stdout.readline())
         (first,) = mon.wait_for(lambda e: e["kind"] == "file" and e["pid"] == holder.pid)
