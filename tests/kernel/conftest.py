@@ -106,3 +106,12 @@ def monitor() -> Iterator[Callable[..., Monitor]]:
     yield start
     for m in started:
         m.close()
+
+
+@pytest.fixture
+def home(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A temporary HOME (seeded into the inode map at start) with a key."""
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return tmp_path

@@ -21,13 +21,6 @@ def evade(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(out)
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A temporary HOME (seeded into the inode map at start) with a key."""
-    (tmp_path / ".ssh").mkdir()
-    (tmp_path / ".ssh" / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    return tmp_path
 
 
 def run(argv: list[str], **kw) -> subprocess.Popen:

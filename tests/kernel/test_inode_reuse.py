@@ -50,12 +50,6 @@ def reuse_number(directory: Path, ino: int) -> Path:
     pytest.skip(f"{directory}: no inode number reused in {REUSE_TRIES} files (filesystem never reuses)")
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / ".ssh").mkdir()
-    (tmp_path / ".ssh" / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    return tmp_path
 
 
 @pytest.fixture
