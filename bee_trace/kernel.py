@@ -19,6 +19,7 @@ from . import records as R
 from ._libbpf import BPF_NOEXIST, LibbpfError, Link, Map, Object, num_possible_cpus
 from .inodes import InodeKey, WatchedInode, inode_slot, kernel_dev
 from .programs import Attach, program
+from .record_view import RecordView
 
 # Where things are looked for; the environment can point elsewhere (README: "Errors").
 OBJECT_PATH = Path(os.environ.get("BEE_TRACE_OBJECT") or Path(__file__).parent / "bpf" / "bee_trace.bpf.o")
@@ -241,16 +242,19 @@ class Kernel:
         m.update(_KEY0, value.tobytes())
         m.update(bytes(ctypes.c_uint32(1)), (value if high is None else high).tobytes())
 
-    def pop_spilled(self) -> list[tuple[int, np.void]]:
+    def pop_spilled(self) -> list[tuple[int, RecordView]]:
         """Every spilled event (critical, or a bulk first-of-key), removed from the map: (count,
-        record), oldest first (a process's exec record before its opens)."""
+        record), oldest first (a process's exec record before its opens). The records are views
+        of one copy of the entries, as ring records are of the ring."""
         assert self._obj is not None
         _, raw, n = self._obj.map("spill").pop_all(R.fold_key_dtype.itemsize, R.spill_value_dtype.itemsize)
         if not n:
             return []
         values = np.frombuffer(raw, dtype=R.spill_value_dtype)
-        order = np.argsort(values["ev"]["h"]["ts_ns"], kind="stable")
-        return [(int(values[i]["count"]), values[i]["ev"]) for i in order.tolist()]
+        values = values[np.argsort(values["ev"]["h"]["ts_ns"], kind="stable")]
+        buf, size = values.tobytes(), R.spill_value_dtype.itemsize
+        return [(count, RecordView(buf, i * size + _SPILL_EVENT_OFFSET))
+                for i, count in enumerate(values["count"].tolist())]
 
     def fold_counts(self) -> dict[tuple[int, int, int, int], int]:
         """Cumulative counts of critical events folded in the kernel, by fold key."""
@@ -392,6 +396,7 @@ class Kernel:
 
 
 _KEY0 = bytes(ctypes.c_uint32(0))
+_SPILL_EVENT_OFFSET = R.field_offset(R.spill_value_dtype, "ev")
 
 
 @functools.cache

@@ -124,7 +124,8 @@ class Pipeline:
         self._inodes_dropped_seen = 0        # the kernel's stale + reclaimed counts at the last sync
         self.confirmer = Confirmer(self.cfg, opts.command, self.inodes, self.watch_file,
                                    self.sync_inodes)
-        self.replay = Replay(self.kernel, self.ctx, self.cfg, self.inodes, self.handle_event, self.emit)
+        self.replay = Replay(self.kernel, self.ctx, self.cfg, self.inodes, self.handle_event,
+                             self.emit_many)
         self.stall = StallWatch(opts.stall_bound_s)
         self._min_rank = severity_rank(opts.min_severity)
         if self._min_rank < 0:
@@ -402,6 +403,8 @@ class Pipeline:
         self.emit_many([ev])
 
     def emit_many(self, events: list[Event]) -> None:
+        if not events:
+            return
         stats = self.stats
         stats.output += len(events)
         by_kind = stats.by_kind

@@ -26,13 +26,16 @@ _DROP_SPILLED = R.DROP_CAUSES.index("spilled")
 
 class Replay:
     def __init__(self, kernel: Kernel, ctx: DecodeContext, cfg: Config, inodes: Inodes,
-                 handle: Callable[[Event], object], emit: Callable[[Event], None]) -> None:
+                 handle: Callable[[Event, list[Event]], object],
+                 emit_many: Callable[[list[Event]], None]) -> None:
         self.kernel = kernel
         self.ctx = ctx
         self.cfg = cfg
         self.inodes = inodes      # watched files by (dev, ino): names fold keys of forgotten events
-        self.handle = handle      # confirm, classify, filter, emit (the pipeline's handle_event)
-        self.emit = emit          # straight to the sinks (fold counts were confirmed once)
+        # confirm, classify, filter, then add to the list if shown (the pipeline's handle_event)
+        self.handle = handle
+        self.emit_many = emit_many   # down the output chain as one batch
+
         self.folds = FoldTracker()
         self._agg_seen: dict[tuple[int, int, int], int] = {}
         self.agg_reported = 0
@@ -56,6 +59,7 @@ class Replay:
             return
         self._agg_folded_seen = folded
         seen: dict[tuple[int, int, int], int] = {}
+        shown: list[Event] = []
         for key, total, sample in self.kernel.agg_counts():
             ident = (int(key["tgid"]), int(key["type"]), int(key["key"]))
             seen[ident] = total
@@ -68,8 +72,9 @@ class Replay:
             self.agg_reported += delta
             ev["count"] = delta
             ev["aggregated"] = True
-            self.handle(ev)
+            self.handle(ev, shown)
         self._agg_seen = seen
+        self.emit_many(shown)
 
     def drain_spill(self, drops: np.ndarray | None = None) -> int:
         """Events the kernel kept while a ring was full (critical ones, and the first of each new
@@ -84,6 +89,7 @@ class Replay:
         if spilled:
             self._spill_drained += len(spilled)
             self.kernel.update_settings(spill_drained=self._spill_drained)
+        shown: list[Event] = []
         for count, rec in spilled:
             ev = decode_record(rec, self.ctx)
             if ev is None:
@@ -92,8 +98,9 @@ class Replay:
             if count > 1:
                 ev["count"] = count
             self.spilled_reported += count
-            self.handle(ev)
+            self.handle(ev, shown)
             n += 1
+        self.emit_many(shown)
         return n
 
     def flush_folds(self, drops: np.ndarray | None = None) -> None:
@@ -102,8 +109,7 @@ class Replay:
         if folded == self._folded_seen:
             return
         self._folded_seen = folded
-        for ev in self.folds.summaries(self.kernel.fold_counts(), self.rebuild_folded):
-            self.emit(ev)
+        self.emit_many(self.folds.summaries(self.kernel.fold_counts(), self.rebuild_folded))
 
     def rebuild_folded(self, key: FoldKey) -> Event | None:
         """An event for a fold key whose first event is no longer remembered: files by the
