@@ -41,7 +41,7 @@ def control(mon, path: Path) -> None:
 
 def reuse_number(directory: Path, ino: int) -> Path:
     """Create unrelated files in `directory` until one gets inode number `ino` (ext4 hands a
-    freed number out again at once; tmpfs never does, so this runs on /tmp's filesystem)."""
+    freed number out again at once; tmpfs never does, so this runs on ext4: see tmp_path below)."""
     for i in range(REUSE_TRIES):
         p = directory / f"notes{i}.txt"
         p.write_text("nothing secret\n")
@@ -50,6 +50,31 @@ def reuse_number(directory: Path, ino: int) -> Path:
     pytest.skip(f"{directory}: no inode number reused in {REUSE_TRIES} files (filesystem never reuses)")
 
 
+
+
+EXT_MAGIC = "ef53"            # statfs f_type of ext2/3/4
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Iterator[Path]:
+    """pytest's tmp_path where it is on ext4, else a directory on a loop-mounted ext4 image:
+    the reuse tests need a filesystem that hands a freed inode number out again, and `home`
+    (conftest) builds on this fixture, so a machine whose /tmp is tmpfs runs them too."""
+    fstype = subprocess.run(["stat", "-f", "-c", "%t", str(tmp_path)], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    if fstype == EXT_MAGIC:
+        yield tmp_path
+        return
+    image, mnt = tmp_path / "ext4.img", tmp_path / "ext4"
+    mnt.mkdir()
+    with open(image, "wb") as f:
+        f.truncate(256 << 20)
+    run(["mkfs.ext4", "-q", "-F", str(image)])
+    run(["mount", "-o", "loop", str(image), str(mnt)])
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @pytest.fixture
