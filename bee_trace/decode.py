@@ -19,7 +19,22 @@ from .egress.names import DomainTable
 from .event import Event
 from .inodes import kernel_dev
 from .procinfo import ProcCache, decode
-from .record_view import RecordView
+from .record_view import (
+    H_CGROUP,
+    H_COMM,
+    H_CPU,
+    H_FLAGS,
+    H_LANE,
+    H_PPID,
+    H_SEQ,
+    H_TGID,
+    H_TID,
+    H_TS,
+    H_TYPE,
+    H_UID,
+    MEMBER_POS,
+    RecordView,
+)
 
 PROTOCOLS = {6: "tcp", 17: "udp"}
 # Lifecycle records always feed the process cache; these operations are also output as events.
@@ -59,6 +74,15 @@ class DecodeContext:
 
 Decoder = Callable[[RecordView, DecodeContext], Event | None]
 
+# Positions in the unpacked file and net members (RecordView.u.row) the frequent decoders read.
+_FP, _NP = MEMBER_POS["file"], MEMBER_POS["net"]
+F_PATH, F_PATH_LEN, F_NCHUNKS, F_REQ_LEN, F_NREQ, F_MATCH, F_OPEN_FLAGS, F_DEV, F_INO, F_GEN, \
+    F_ORIGIN, F_SYSCALL = (_FP[n] for n in ("path", "path_len", "nchunks", "req_len", "nreq",
+                                            "match", "open_flags", "dev", "ino", "gen", "origin",
+                                            "syscall"))
+N_FAMILY, N_DADDR, N_PROTOCOL, N_NAME_HASH, N_DPORT, N_ACTION, N_HOOK, N_REASON = (
+    _NP[n] for n in ("family", "daddr", "protocol", "name_hash", "dport", "action", "hook", "reason"))
+
 
 # Fields that differ between two records of the same process opening the same path: the
 # pipeline's template fast path copies everything else.
@@ -83,10 +107,11 @@ def iso_ts(ns: int) -> str:
     return f"{prefix}.{rem // 1000:06d}+00:00"
 
 
-def _event_start(ctx: DecodeContext, h: dict[str, Any]) -> Event:
+def _event_start(ctx: DecodeContext, t: tuple) -> Event:
     """The fields every record of one process shares, in the contract's order, with
-    placeholders for the per-record ones (header_fields sets them on a copy)."""
-    tgid, ppid = h["tgid"], h["ppid"]
+    placeholders for the per-record ones (header_fields sets them on a copy). t: the header's
+    values (record_view.H positions)."""
+    tgid, ppid = t[H_TGID], t[H_PPID]
     info = ctx.procs.get(tgid)
     return {
         "ts": "",
@@ -97,18 +122,18 @@ def _event_start(ctx: DecodeContext, h: dict[str, Any]) -> Event:
         "pid": tgid,
         "tid": 0,
         "ppid": ppid,
-        "uid": h["uid"],
-        "comm": decode(h["comm"]),
+        "uid": t[H_UID],
+        "comm": decode(t[H_COMM].rstrip(b"\0")),
         "exe": info.exe if info else "",
         "cmdline": info.cmdline if info else "",
         # Lists shared by the events of one process: never modified after decoding.
         "ancestry": ctx.procs.ancestry(tgid, ppid) if info else [],
         "ancestry_pids": ctx.procs.ancestry_pids(tgid, ppid) if info else [],
         "start_time": iso_ts(info.start_ns + ctx.realtime_offset_ns) if info and info.start_ns else None,
-        "cgroup_id": h["cgroup_id"],
+        "cgroup_id": t[H_CGROUP],
         "cpu": 0,
         "seq": 0,
-        "lane": R.LANE_NAMES[h["lane"] & 1],
+        "lane": R.LANE_NAMES[t[H_LANE] & 1],
         "boot_ns": 0,
     }
 
@@ -122,23 +147,23 @@ def _current_starts(ctx: DecodeContext) -> dict[tuple, Event]:
 
 
 def header_fields(rec: RecordView, ctx: DecodeContext) -> Event:
-    h = rec.h
-    key = (h["tgid"], h["ppid"], h["uid"], h["cgroup_id"], h["comm"], h["lane"])
+    t = rec.t
+    key = (t[H_TGID], t[H_PPID], t[H_UID], t[H_CGROUP], t[H_COMM], t[H_LANE])
     start = _current_starts(ctx).get(key)
     if start is None:
-        start = _event_start(ctx, h)
+        start = _event_start(ctx, t)
         # ctx.procs.get may have read /proc (a new generation): key the start to the current one.
         starts = _current_starts(ctx)
         if len(starts) >= EVENT_STARTS_MAX:
             starts.clear()
         starts[key] = start
     ev = start.copy()   # a C-level copy keeps the key order; the per-record values replace
-    boot_ns = h["ts_ns"]
+    boot_ns = t[H_TS]
     ev["ts_ns"] = ts_ns = boot_ns + ctx.realtime_offset_ns
     ev["ts"] = iso_ts(ts_ns)
-    ev["tid"] = h["tid"]
-    ev["cpu"] = h["cpu"]
-    ev["seq"] = h["seq"]
+    ev["tid"] = t[H_TID]
+    ev["cpu"] = t[H_CPU]
+    ev["seq"] = t[H_SEQ]
     ev["boot_ns"] = boot_ns
     return ev
 
@@ -154,22 +179,22 @@ def _joined(parts: dict[int, bytes], count: int) -> tuple[bytes, bool]:
 def file_path(rec: RecordView, ctx: DecodeContext) -> tuple[bytes, bytes | None, bool]:
     """(resolved path, the caller's string when it differs, complete): the record's tail joined
     with the EV_PATH records that preceded it."""
-    h, f = rec.h, rec.u["file"]   # plain ints and bytes (record_view)
-    total, flags = f["path_len"], h["flags"]
-    tail = f["path"][:min(total, R.FILE_TAIL)]
+    t, f = rec.t, rec.u.row("file")
+    total, flags = f[F_PATH_LEN], t[H_FLAGS]
+    tail = f[F_PATH].rstrip(b"\0")[:min(total, R.FILE_TAIL)]
     complete = not flags & (R.EVF_TRUNCATED | R.EVF_CHUNK_LOST)
     requested: bytes | None = None
     if flags & R.EVF_CHAINED:
-        chunks = ctx.take_chunks(int(h["tid"]), int(h["ts_ns"]))
-        head, ok = _joined(chunks.get(R.CHUNK_PATH, {}), int(f["nchunks"]))
+        chunks = ctx.take_chunks(t[H_TID], t[H_TS])
+        head, ok = _joined(chunks.get(R.CHUNK_PATH, {}), f[F_NCHUNKS])
         if ok and len(head) + len(tail) == total:
             tail = head + tail
         else:
             complete = False
-        if int(f["req_len"]):
-            what = R.CHUNK_OLD if int(h["flags"]) & R.EVF_LINK_OP else R.CHUNK_REQUESTED
-            req, ok = _joined(chunks.get(what, {}), int(f["nreq"]))
-            requested = req[:int(f["req_len"])]
+        if f[F_REQ_LEN]:
+            what = R.CHUNK_OLD if flags & R.EVF_LINK_OP else R.CHUNK_REQUESTED
+            req, ok = _joined(chunks.get(what, {}), f[F_NREQ])
+            requested = req[:f[F_REQ_LEN]]
     elif total > R.FILE_TAIL:
         complete = False
     return tail, requested, complete
@@ -257,10 +282,11 @@ def decode_proc_fd(rec: RecordView, ctx: DecodeContext, requested: bytes | None)
 
 
 def decode_file(rec: RecordView, ctx: DecodeContext) -> Event:
-    flags, f = rec.h["flags"], rec.u["file"]   # plain ints and bytes (record_view)
+    flags, f = rec.t[H_FLAGS], rec.u.row("file")
     if flags & R.EVF_LINK_OP:
         return decode_link(rec, ctx)
-    if f["match"] & R.MATCH_PROC_FD:
+    match = f[F_MATCH]
+    if match & R.MATCH_PROC_FD:
         return decode_proc_fd(rec, ctx, file_path(rec, ctx)[1])
     ev = header_fields(rec, ctx)
     raw, requested, complete = file_path(rec, ctx)
@@ -269,14 +295,14 @@ def decode_file(rec: RecordView, ctx: DecodeContext) -> Event:
         "path": ("…" if not complete else "") + decode(raw),
         "access": "write" if flags & R.EVF_WRITE else "read",
         "truncated": not complete,
-        "path_len": f["path_len"],
-        "open_flags": f["open_flags"],
-        "dev": f["dev"],
-        "ino": f["ino"],
-        "generation": f["gen"],
-        "match": "inode" if f["match"] & R.MATCH_INODE else "name",
-        "origin": R.ORIGINS.get(f["origin"], "syscall"),
-        "syscall": f["syscall"],
+        "path_len": f[F_PATH_LEN],
+        "open_flags": f[F_OPEN_FLAGS],
+        "dev": f[F_DEV],
+        "ino": f[F_INO],
+        "generation": f[F_GEN],
+        "match": "inode" if match & R.MATCH_INODE else "name",
+        "origin": R.ORIGINS.get(f[F_ORIGIN], "syscall"),
+        "syscall": f[F_SYSCALL],
     })
     if requested is not None and requested != raw:
         ev["requested_path"] = decode(requested)
@@ -316,26 +342,26 @@ def decode_mem(rec: RecordView, ctx: DecodeContext) -> Event:
 
 def decode_net(rec: RecordView, ctx: DecodeContext) -> Event:
     ev = header_fields(rec, ctx)
-    n = rec.u["net"]   # plain ints and bytes (record_view)
-    flags = rec.h["flags"]
-    family, daddr = addr_text(n["family"], n["daddr"])
-    proto_num = n["protocol"]
+    n = rec.u.row("net")
+    flags = rec.t[H_FLAGS]
+    family, daddr = addr_text(n[N_FAMILY], n[N_DADDR])
+    proto_num = n[N_PROTOCOL]
     # Named only when a DNS answer the kernel learned mapped a name to this very address.
-    domain = ctx.names.name(daddr, n["name_hash"]) if flags & R.EVF_LEARNED else None
+    domain = ctx.names.name(daddr, n[N_NAME_HASH]) if flags & R.EVF_LEARNED else None
     ev.update({
         "kind": "network",
         "protocol": PROTOCOLS.get(proto_num, str(proto_num)),
         "family": family,
         "daddr": daddr,
-        "dport": n["dport"],
-        "action": "blocked" if n["action"] else "allowed",
+        "dport": n[N_DPORT],
+        "action": "blocked" if n[N_ACTION] else "allowed",
         "blocklisted": bool(flags & R.EVF_BLOCKED),
         "domain": domain,
         "domain_source": "answer" if domain else None,
         "loopback": bool(flags & R.EVF_LOOPBACK),
-        "hook": R.NET_HOOKS.get(n["hook"], "unknown"),
+        "hook": R.NET_HOOKS.get(n[N_HOOK], "unknown"),
     })
-    reason = R.EGRESS_REASONS.get(n["reason"])
+    reason = R.EGRESS_REASONS.get(n[N_REASON])
     if reason:
         ev["policy"] = reason
     if flags & R.EVF_WOULD_BLOCK:
@@ -447,7 +473,7 @@ def decode_record(rec: RecordView | np.void, ctx: DecodeContext) -> Event | None
     """A record from a ring batch (a view), or a numpy one (spill map, aggregation summary)."""
     if not isinstance(rec, RecordView):
         rec = RecordView.of(rec)
-    fn = DECODERS.get(rec.h["type"])
+    fn = DECODERS.get(rec.t[H_TYPE])
     return fn(rec, ctx) if fn else None
 
 

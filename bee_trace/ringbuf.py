@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import records as R
-from .record_view import HEADER
+from .record_view import H_CPU, H_FLAGS, H_SEQ, H_TGID, H_TID, H_TS, H_TYPE, HEADER
 
 _BUSY = 1 << 31
 _DISCARD = 1 << 30
@@ -30,10 +30,9 @@ _SCAN = struct.Struct(f"<I{_HEADER - 4}x" + HEADER.struct.format.lstrip("<")
                       + f"{R.RING_STRIDE - _HEADER - HEADER.struct.size}x")
 assert _SCAN.size == R.RING_STRIDE
 _LEN = struct.Struct("<I")
-# Header tuple positions (tuple[0] is the ring's len word).
-H = {name: i + 1 for i, name in enumerate(HEADER.names)}
-H_TYPE, H_FLAGS, H_CPU, H_SEQ, H_TS, H_TGID, H_TID = (
-    H[n] for n in ("type", "flags", "cpu", "seq", "ts_ns", "tgid", "tid"))
+# Header tuple positions (tuple[0] is the ring's len word): record_view.H.
+__all__ = ["H_CPU", "H_FLAGS", "H_SEQ", "H_TGID", "H_TID", "H_TS", "H_TYPE", "Batch", "RingError",
+           "RingReader", "RingSet", "SeqTracker"]
 
 
 class RingError(RuntimeError):
