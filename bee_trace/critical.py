@@ -67,6 +67,11 @@ class FoldTracker:
             self.first.popitem(last=False)
             self.first_evictions += 1
 
+    def forget_counts(self, keys: list[FoldKey]) -> None:
+        """Keys whose kernel counts were deleted (reported up to then)."""
+        for key in keys:
+            self.seen.pop(key, None)
+
     def summaries(self, counts: dict[FoldKey, int],
                   rebuild: Callable[[FoldKey], Event | None] | None = None) -> list[Event]:
         """Summary events for the growth of each count; a key whose first event was forgotten

@@ -114,7 +114,7 @@ class Kernel:
         self._obj = obj
         obj.map("ring_critical").set_max_entries(_ring_size(self.ring_critical_bytes))
         obj.map("ring_bulk").set_max_entries(_ring_size(self.ring_bulk_bytes))
-        for name in ("agg", "rate_buckets", "learned", "crit_fold", "seen_keys"):
+        for name in ("agg", "rate_buckets", "learned", "crit_fold", "fold_counts", "seen_keys"):
             obj.map(name).set_max_entries(self.table_entries)
         obj.map("spill").set_max_entries(self.spill_entries)
         for prog in obj.programs():
@@ -256,17 +256,29 @@ class Kernel:
         return [(count, RecordView(buf, i * size + _SPILL_EVENT_OFFSET))
                 for i, count in enumerate(values["count"].tolist())]
 
-    def fold_counts(self) -> dict[tuple[int, int, int, int], int]:
-        """Cumulative counts of critical events folded in the kernel, by fold key."""
+    def fold_counts(self) -> dict[tuple[int, int, int, int], tuple[int, int]]:
+        """Counts of critical events folded in the kernel, by fold key: (cumulative count,
+        boot ns of the last one)."""
         assert self._obj is not None
-        raw_keys, raw_values, n = self._obj.map("crit_fold").items(R.fold_key_dtype.itemsize,
-                                                                   R.fold_value_dtype.itemsize)
+        raw_keys, raw_values, n = self._obj.map("fold_counts").items(R.fold_key_dtype.itemsize,
+                                                                     R.fold_value_dtype.itemsize)
         if not n:
             return {}
         k = np.frombuffer(raw_keys, dtype=R.fold_key_dtype)
-        counts = np.frombuffer(raw_values, dtype=R.fold_value_dtype)["count"].tolist()
-        return {key: c for key, c in zip(zip(k["tgid"].tolist(), k["type"].tolist(), k["a"].tolist(),
-                                             k["b"].tolist()), counts) if c}
+        v = np.frombuffer(raw_values, dtype=R.fold_value_dtype)
+        return dict(zip(zip(k["tgid"].tolist(), k["type"].tolist(), k["a"].tolist(), k["b"].tolist()),
+                        zip(v["count"].tolist(), v["last_ns"].tolist())))
+
+    def pop_fold_counts(self, keys: list[tuple[int, int, int, int]]) -> dict[tuple[int, int, int, int], int]:
+        """Delete these keys' counts; returns each one's count as it was deleted (a fold the
+        kernel made since the caller's read is in it)."""
+        assert self._obj is not None
+        m, out = self._obj.map("fold_counts"), {}
+        for key in keys:
+            raw = m.pop(np.array([key], dtype=R.fold_key_dtype).tobytes(), R.fold_value_dtype.itemsize)
+            if raw is not None:
+                out[key] = int(np.frombuffer(raw, dtype=R.fold_value_dtype)["count"][0])
+        return out
 
     def watch_inode(self, dev: int, ino: int, seeded: bool = False) -> bool:
         """Report every open of this inode (kernel dev encoding), whatever its name; the kernel

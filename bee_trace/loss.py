@@ -83,6 +83,7 @@ class LossSummary:
     folded_reported: int = 0
     folded_unreported: int = 0
     folded_unnamed_keys: list[list[int]] = field(default_factory=list)   # the last few, to debug
+    folds_full: int = 0                 # repeats sent as records because fold_counts was full
     spilled_reported: int = 0
     shed_raised: int = 0                # times backpressure raised the shed level
     governor: list[Any] = field(default_factory=list)

@@ -200,6 +200,8 @@ class Pipeline:
         self.ctx.procs.expire(boot_ns)
         self.ctx.names.expire(boot_ns)
         self.sync_inodes()
+        if self.kernel.loaded:
+            self.replay.flush_folds(expire=True)   # the kernel's fold table keeps live keys only
 
     def watch_file(self, w: WatchedInode, follow: bool = True) -> WatchedInode | None:
         """A watched file's new name (link/rename): into the kernel's watched_inodes, and opened
@@ -452,10 +454,12 @@ class Pipeline:
             aggregated_reported=self.replay.agg_reported,
             aggregated_unreported=max(0, dropped.aggregated - self.replay.agg_reported),
             folded_reported=folds.reported,
-            # Counts folded in the kernel but evicted before we read them are lost counts.
-            # (repeats of events policy did not show are not losses)
-            folded_unreported=max(0, dropped.folded - folds.reported - folds.rejected),
+            # Folded in the kernel but neither reported nor still in its table to be read: lost
+            # counts (repeats of events policy did not show are not losses).
+            folded_unreported=max(0, dropped.folded - folds.reported - folds.rejected
+                                  - self.replay.folds_pending()),
             folded_unnamed_keys=[list(k) for k in folds.unnamed_keys],
+            folds_full=int(per_cpu["folds_full"].sum()),
             spilled_reported=self.replay.spilled_reported,
             shed_raised=self.backpressure.raised,
             governor=self.governor.summary(),

@@ -171,6 +171,7 @@ counters_dtype = np.dtype([
     ("inodes_stale", "<u8"),
     ("inodes_reclaims", "<u8"),
     ("inodes_reclaimed", "<u8"),
+    ("folds_full", "<u8"),
 ])
 
 file_filter_dtype = np.dtype([
@@ -196,7 +197,7 @@ inode_value_dtype = np.dtype([("addr", "<u8"), ("gen", "<u4"), ("tier", "u1"), (
                               ("_pad", "V2")])
 INODE_KNOWN, INODE_SEEDED = 1 << 0, 1 << 1     # inode_value.flags
 fold_key_dtype = np.dtype([("tgid", "<u4"), ("type", "<u4"), ("a", "<u8"), ("b", "<u8")])
-fold_value_dtype = np.dtype([("count", "<u8"), ("window_start", "<u8")])
+fold_value_dtype = np.dtype([("count", "<u8"), ("last_ns", "<u8")])
 spill_value_dtype = np.dtype({"names": ["count", "ev"], "formats": ["<u8", event_dtype],
                               "offsets": [0, 8], "itemsize": 8 + EVENT_SIZE})
 rate_key_dtype = np.dtype([("type", "<u4"), ("sid", "<u4")])

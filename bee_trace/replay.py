@@ -22,6 +22,9 @@ from .kernel import Kernel
 _DROP_AGGREGATED = R.DROP_CAUSES.index("aggregated")
 _DROP_FOLDED = R.DROP_CAUSES.index("folded")
 _DROP_SPILLED = R.DROP_CAUSES.index("spilled")
+# A fold key without a new count for this long is deleted from the kernel's table (its counts
+# reported): twice the fold window, so a key still folding keeps its entry.
+FOLD_IDLE_NS = 2_000_000_000
 
 
 class Replay:
@@ -103,13 +106,30 @@ class Replay:
         self.emit_many(shown)
         return n
 
-    def flush_folds(self, drops: np.ndarray | None = None) -> None:
-        """Identical critical events counted in the kernel since the last look, as counts."""
+    def flush_folds(self, drops: np.ndarray | None = None, expire: bool = False) -> None:
+        """Identical critical events counted in the kernel since the last look, as counts.
+        `expire` (housekeeping, and whenever there were new folds): keys idle for FOLD_IDLE_NS
+        are deleted from the kernel's table, with what they counted until then, so the table
+        holds live keys only and a full one (repeats then sent as records) empties again."""
         folded = int(self._drops(drops)[R.LANE_CRITICAL, _DROP_FOLDED])
-        if folded == self._folded_seen:
+        if folded == self._folded_seen and not expire:
             return
         self._folded_seen = folded
-        self.emit_many(self.folds.summaries(self.kernel.fold_counts(), self.rebuild_folded))
+        counts = self.kernel.fold_counts()
+        now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        idle = [k for k, (_, last) in counts.items() if now - last > FOLD_IDLE_NS]
+        totals = {k: c for k, (c, _) in counts.items()}
+        totals.update(self.kernel.pop_fold_counts(idle) if idle else {})
+        self.emit_many(self.folds.summaries(totals, self.rebuild_folded))
+        self.folds.forget_counts(idle)   # deleted: the kernel counts them from 1 again
+
+    def folds_pending(self) -> int:
+        """Folded events the kernel's table holds that were not read yet (read after the drop
+        counters, so it may include a few folds they do not: the caller clamps at 0)."""
+        if not self.kernel.loaded:
+            return 0
+        seen = self.folds.seen
+        return sum(max(0, c - seen.get(k, 0)) for k, (c, _) in self.kernel.fold_counts().items())
 
     def rebuild_folded(self, key: FoldKey) -> Event | None:
         """An event for a fold key whose first event is no longer remembered: files by the

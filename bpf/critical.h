@@ -10,12 +10,24 @@
 
 #include "common.h"
 
+/* When each key's current window began. An LRU: a flood of new keys pushes old ones out,
+ * which only means their next event is sent again. */
 BEE_MAP struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
 	__type(key, struct fold_key);
-	__type(value, struct fold_value);
+	__type(value, __u64);
 } crit_fold SEC(".maps");
+
+/* The counts of folded events, never in an LRU: nothing pushes a count out before the reader
+ * has read it. Full, a repeat is sent as a record instead (folds_full). */
+BEE_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct fold_key);
+	__type(value, struct fold_value);
+} fold_counts SEC(".maps");
 
 /* Allocated as used (no preallocation): sized large (userspace sets it), costs only what spills. */
 BEE_MAP struct {
@@ -53,28 +65,46 @@ static __always_inline __u64 fold_file_b(__u32 dev, int write)
 	return dev | (__u64)(write & 1) << 32 | (__u64)((__u32)bpf_get_current_uid_gid() & 0x7fffffff) << 33;
 }
 
+/* Count one folded event of key k; 0 when fold_counts is full (the event is then sent). */
+static __always_inline int fold_count(struct counters *c, struct fold_key *k, __u64 now)
+{
+	struct fold_value *v, first = { .count = 1, .last_ns = now };
+
+	v = bpf_map_lookup_elem(&fold_counts, k);
+	if (!v && bpf_map_update_elem(&fold_counts, k, &first, BPF_NOEXIST) == 0)
+		return 1;
+	if (!v)   /* another CPU inserted it meanwhile, or the map is full */
+		v = bpf_map_lookup_elem(&fold_counts, k);
+	if (!v) {
+		if (c)
+			__sync_fetch_and_add(&c->folds_full, 1);
+		return 0;
+	}
+	__sync_fetch_and_add(&v->count, 1);
+	v->last_ns = now;
+	return 1;
+}
+
 /* 1 when an identical event of this process already went out in the current window: it is
- * counted (DROP_FOLDED, and in crit_fold for the reader), not sent. */
+ * counted (DROP_FOLDED, and in fold_counts for the reader), not sent. */
 static __always_inline int crit_folded(struct counters *c, struct settings *s, struct fold_key *k)
 {
-	struct fold_value *v, fresh = {};
-	__u64 now;
+	__u64 *start, now;
 
 	if (!s || !s->crit_fold_ns)
 		return 0;
 	now = bpf_ktime_get_ns();
-	v = bpf_map_lookup_elem(&crit_fold, k);
-	if (v && now - v->window_start < s->crit_fold_ns) {
-		__sync_fetch_and_add(&v->count, 1);
+	start = bpf_map_lookup_elem(&crit_fold, k);
+	if (start && now - *start < s->crit_fold_ns) {
+		if (!fold_count(c, k, now))
+			return 0;
 		count_drop(c, LANE_CRITICAL, DROP_FOLDED);
 		return 1;
 	}
-	if (v) {
-		v->window_start = now;
-	} else {
-		fresh.window_start = now;
-		bpf_map_update_elem(&crit_fold, k, &fresh, BPF_ANY);
-	}
+	if (start)
+		*start = now;
+	else
+		bpf_map_update_elem(&crit_fold, k, &now, BPF_ANY);
 	return 0;
 }
 

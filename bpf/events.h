@@ -290,6 +290,7 @@ struct counters {
 	__u64 inodes_stale;                     /* entries of deleted files whose number another file got */
 	__u64 inodes_reclaims;                  /* walks of a full watched_inodes */
 	__u64 inodes_reclaimed;                 /* entries of deleted files they dropped */
+	__u64 folds_full;                       /* fold_counts full: a repeat was sent, not counted */
 };
 
 /* Candidate filter for file opens (one array slot). A pattern sets one bit for one key that any
@@ -382,9 +383,11 @@ struct fold_key {
 	__u64 b;                 /* file: dev | write << 32; memory: target tgid */
 };
 
+/* fold_counts: how many identical events were folded (cumulative; userspace reports the
+ * growth and deletes entries idle since it last reported them), and when the last one was. */
 struct fold_value {
-	__u64 count;             /* events folded, cumulative (userspace reports the growth) */
-	__u64 window_start;
+	__u64 count;
+	__u64 last_ns;
 };
 
 /* A critical event the ring could not take, kept until the reader drains it (late: true). */

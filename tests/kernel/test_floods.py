@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,74 @@ def test_distinct_flood_then_key_read_nothing_lost(monitor, tmp_path: Path, ext:
         (losses, summary["folded_unnamed_keys"], summary["dropped"]["folded"])
     (hit,) = [e for e in mon.events if e["kind"] == "file" and e["path"] == str(key)]
     assert hit["comm"] == "cat" and hit["severity"] == "critical"
+
+
+REPEATS = 50
+FLOOD_KEYS = 12_000   # more than crit_fold and fold_counts hold (max_entries_per_map, 10,000)
+
+
+def _read_key_then_flood(key: Path, d: Path, repeats: int, distinct: int) -> None:
+    """One process reads `key` `repeats` times (folded into a count in the kernel), then opens
+    `distinct` new watched files twice each (each a count of its own), while the test's reader
+    is not reading."""
+    code = ("import os, sys\n"
+            "key, d, n, m = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])\n"
+            "for _ in range(n):\n"
+            "    os.close(os.open(key, os.O_RDONLY))\n"
+            "for i in range(m):\n"
+            "    p = os.path.join(d, f'k{i}.crt')\n"
+            "    os.close(os.open(p, os.O_WRONLY | os.O_CREAT, 0o600))\n"
+            "    os.close(os.open(p, os.O_WRONLY))\n")
+    subprocess.run([sys.executable, "-c", code, str(key), str(d), str(repeats), str(distinct)],
+                   check=True)
+
+
+def test_fold_counts_survive_a_flood_of_distinct_keys(monitor, tmp_path: Path) -> None:
+    """Repeated reads of a key fold into a count; a flood of distinct watched files opened twice
+    each by the same process then pushes the key's fold window out of the kernel's LRU and fills
+    the count table, but no count is lost: the key's reads add up to exactly REPEATS, and each
+    flood file to exactly 2 (the repeats the full table could not count were sent as records).
+    Once idle the counts' entries are deleted (reported), and a second burst of reads is counted
+    from one again, exactly."""
+    mon = monitor(FILE_ONLY)
+    (tmp_path / ".ssh").mkdir()
+    key = tmp_path / ".ssh" / "id_ed25519"
+    key.write_text("k\n")
+    d = tmp_path / "many"
+    d.mkdir()
+    assert mon.pipeline.kernel.table_entries < FLOOD_KEYS
+    _read_key_then_flood(key, d, REPEATS, FLOOD_KEYS)
+
+    def reads(path: str) -> int:
+        return sum(e.get("count", 1) for e in mon.events if e["kind"] == "file" and e["path"] == path)
+
+    def flood_total() -> int:
+        return sum(e.get("count", 1) for e in mon.events
+                   if e["kind"] == "file" and e["path"].startswith(str(d)))
+
+    deadline = time.monotonic() + 60
+    while (flood_total() < 2 * FLOOD_KEYS or reads(str(key)) < REPEATS) and time.monotonic() < deadline:
+        mon.poll()
+    mon.settle(0.5)
+    assert reads(str(key)) == REPEATS
+    per_file: Counter[str] = Counter()
+    for e in mon.events:
+        if e["kind"] == "file" and e["path"].startswith(str(d)):
+            per_file[e["path"]] += e.get("count", 1)
+    assert len(per_file) == FLOOD_KEYS and set(per_file.values()) == {2}
+    summary = mon.pipeline.loss_summary()
+    assert summary.folded_unreported == 0 and summary.folds_full > 0
+    assert summary.folded_reported == REPEATS - 1 + FLOOD_KEYS - summary.folds_full
+
+    # idle: housekeeping deletes the counts' entries (FOLD_IDLE_NS after their last fold)
+    deadline = time.monotonic() + 15
+    while mon.pipeline.kernel.fold_counts() and time.monotonic() < deadline:
+        mon.poll(0.2)
+    assert mon.pipeline.kernel.fold_counts() == {}
+    _read_key_then_flood(key, d, 30, 0)
+    deadline = time.monotonic() + 10
+    while reads(str(key)) < REPEATS + 30 and time.monotonic() < deadline:
+        mon.poll()
+    mon.settle(1.5)
+    assert reads(str(key)) == REPEATS + 30
+    assert mon.pipeline.loss_summary().folded_unreported == 0

@@ -11,7 +11,7 @@ from bee_trace.loss import Drops, LaneLoss, LossSummary, total_drops, uncounted_
 TOP = ["inspected", "candidates", "inodes_not_learned", "inodes_stale", "inodes_reclaimed", "received",
        "output", "unconfirmed", "excluded", "below_severity",
        "dropped", "uncounted_gaps", "lanes", "aggregated_reported", "aggregated_unreported",
-       "folded_reported", "folded_unreported", "folded_unnamed_keys", "spilled_reported", "shed_raised",
+       "folded_reported", "folded_unreported", "folded_unnamed_keys", "folds_full", "spilled_reported", "shed_raised",
        "governor",
        "process_cache_evictions", "caches", "egress", "tamper", "stopped_by", "stalled_ms", "coverage_gaps", "verdict",
        "verdict_reasons"]
