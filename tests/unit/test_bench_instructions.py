@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bee_trace.bench import instructions
+from bee_trace.bench import instructions, parse_args
+from bee_trace.bench.render import render
 from bee_trace.bench.runner import Unavailable, parse_kv
 
 N = 512
@@ -55,3 +56,18 @@ def test_without_valgrind_the_row_is_unavailable_with_the_reason():
     with pytest.raises(Unavailable, match="no-such-valgrind not installed"):
         instructions.per_event("files", valgrind="no-such-valgrind")
 
+
+def test_render_instructions_row():
+    run = [{"events": 4096, "output": 4096, "rejected": 0}, {"events": 8192, "output": 8190, "rejected": 2}]
+    results = {"meta": {"host": "h", "kernel": "k", "cpus": 2, "quick": False, "seconds": 1.0},
+               "rows": {"instructions": {"sizes": [4096, 8192],
+                                         "files": {"runs": run[:1] * 2, "per_event": 218124.2},
+                                         "connects": {"runs": run, "per_event": 9000.0}}}}
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+             for line in render(results).splitlines() if line.startswith("| distinct")}
+    assert cells == {
+        "distinct watched-file opens (critical lane)":
+            ["218,124", "4,096, 8,192", "every event output, none rejected"],
+        "distinct loopback connects (bulk lane)":
+            ["9000", "4,096, 8,192", "4096: output 4096, rejected 0; 8192: output 8190, rejected 2"]}
+    assert "instructions" in parse_args([]).rows
