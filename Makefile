@@ -73,8 +73,8 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-# The comparison rows need the tools they compare with.
-BENCH_APT_PACKAGES := bpftrace auditd
+# The comparison rows need the tools they compare with; the instructions row, valgrind.
+BENCH_APT_PACKAGES := bpftrace auditd valgrind
 
 bench-apt:
 	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -1,8 +1,9 @@
 """`bee-trace bench`: a reproducible benchmark of the agent on this machine (not a test).
 
 One run measures every row (rows/, one module each: openat, probes, connect, throughput,
-distinct, latency, resources, decode, flood, floods, ci, startup; soak only with --soak) with
-medians over repeated trials, prints the tables (render.py) and writes the raw results as JSON.
+distinct, latency, resources, decode, instructions, flood, floods, ci, startup; soak only with
+--soak) with medians over repeated trials, prints the tables (render.py) and writes the raw
+results as JSON.
 The load generator (loadgen.c) is compiled with `cc -O2` into a temp dir and pinned to CPU 1;
 the agent runs as its own process pinned to CPU 0 (the driver too)."""
 

@@ -13,27 +13,37 @@ import numpy as np
 from .. import records as R
 
 
-def synthetic_batch(n: int, pid: int | None = None) -> np.ndarray:
-    """n file records as the kernel would write them (own pid so /proc lookups hit the cache)."""
+def records(n: int, ev_type: int, lane: int, pid: int | None = None, comm: bytes = b"bench") -> np.ndarray:
+    """n records of one type from one process, headers filled as the kernel would (own pid by
+    default, so /proc lookups hit the cache); the payloads are left zero."""
     pid = os.getpid() if pid is None else pid
     a = np.zeros(n, dtype=R.event_dtype)
     h = a["h"]
-    h["type"] = R.EV_FILE
-    h["lane"] = R.LANE_CRITICAL
+    h["type"] = ev_type
+    h["lane"] = lane
     h["cpu"] = np.arange(n) % 2
     h["seq"] = np.arange(1, n + 1)
     h["ts_ns"] = time.clock_gettime_ns(time.CLOCK_BOOTTIME) + np.arange(n) * 1000
     h["tgid"] = pid
     h["tid"] = pid
     h["ppid"] = os.getppid()
-    h["comm"] = b"bench"
-    paths = [f"/home/runner/work/repo/certs/key-{i % 1000}.pem".encode() for i in range(n)]
+    h["comm"] = comm
+    return a
+
+
+def set_paths(a: np.ndarray, paths: list[bytes]) -> None:
+    """The file payloads' paths (each shorter than FILE_TAIL: complete, as the kernel sends them)."""
     f = a["u"]["file"]
     f["path_len"] = [len(p) for p in paths]
-    raw = np.zeros((n, R.FILE_TAIL), dtype=np.uint8)
-    for i, p in enumerate(paths):
-        raw[i, :len(p)] = np.frombuffer(p, dtype=np.uint8)
-    f["path"] = raw.view(f"V{R.FILE_TAIL}").reshape(n)
+    # One join and one copy: a numpy call per path costs microseconds a record (bench row 8c).
+    f["path"] = np.frombuffer(b"".join(p.ljust(R.FILE_TAIL, b"\0") for p in paths),
+                              dtype=f"V{R.FILE_TAIL}")
+
+
+def synthetic_batch(n: int, pid: int | None = None) -> np.ndarray:
+    """n file records (1000 distinct paths) as the kernel would write them."""
+    a = records(n, R.EV_FILE, R.LANE_CRITICAL, pid)
+    set_paths(a, [f"/home/runner/work/repo/certs/key-{i % 1000}.pem".encode() for i in range(n)])
     return a
 
 
