@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import replace
 from enum import StrEnum
 from typing import Any
 
@@ -106,7 +105,7 @@ class Confirmer:
         if stat.S_ISREG(st.st_mode):
             w = WatchedInode(kernel_dev(st.st_dev), st.st_ino, watched)
             # The kernel's entry first: its open by the agent records the generation.
-            self.learn_inode(self.watch_file(replace(w, path=new), follow) or w, name=watched)
+            self.learn_inode(self.watch_file(w._replace(path=new), follow) or w, name=watched)
         return None
 
     def learn_inode(self, w: WatchedInode, name: str | None = None) -> None:
@@ -115,7 +114,7 @@ class Confirmer:
         if not w.ino:
             return
         if name is not None:
-            w = replace(w, path=name)
+            w = w._replace(path=name)
         if (w.dev, w.ino) not in self.inodes and self.inodes.full:
             self.sync_inodes()
         self.inodes.add(w)

@@ -13,7 +13,7 @@ import os
 import pwd
 import stat
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from .globs import GlobSet
 
@@ -37,8 +37,10 @@ def kernel_dev(st_dev: int) -> int:
     return (os.major(st_dev) << 20) | os.minor(st_dev)
 
 
-@dataclass(frozen=True)
-class WatchedInode:
+class WatchedInode(NamedTuple):
+    """A watched file (a tuple: one is built for every watched open; a frozen dataclass cost
+    twice as much)."""
+
     dev: int          # kernel encoding
     ino: int
     path: str
@@ -97,7 +99,7 @@ class InodeTable:
             if w.gen is None or old.gen == w.gen:
                 return True
             if old.gen is None:     # not known yet: the kernel knows this number as this file
-                self._by_key[key] = replace(old, gen=w.gen)
+                self._by_key[key] = old._replace(gen=w.gen)
                 return True
             self.expired += 1
         elif len(self._by_key) >= self.bound:
@@ -120,7 +122,7 @@ class InodeTable:
                 gone += 1
                 del self._by_key[key]
             elif gen is not None and w.gen is None:
-                self._by_key[key] = replace(w, gen=gen)
+                self._by_key[key] = w._replace(gen=gen)
         self.expired += gone
         return gone
 
