@@ -242,27 +242,29 @@ def domain_matches(domain: str | None, patterns: Iterable[str]) -> str | None:
     return None
 
 
+def _blocked_severity(levels: dict[str, str]) -> str:
+    """Severity of a blocked or block-listed connection: at least high (asked for only then)."""
+    return max_severity("high", levels["blocked_connection"])
+
+
 def _classify_network(ev: dict, cfg: Config) -> None:
     net = cfg.network
     levels = cfg.reporting.severity_levels
     addr = parse_addr(_s(ev, "daddr"))
     domain = ev.get("domain") if isinstance(ev.get("domain"), str) else None
-    def blocked_sev() -> str:
-        return max_severity("high", levels["blocked_connection"])
-
     if ev.get("op") == "socket":
         # A raw/packet/ICMP/vsock socket: it sends without a destination the hooks could check.
-        _set(ev, blocked_sev() if ev.get("action") == "blocked" else "high", "network.bypass_socket",
+        _set(ev, _blocked_severity(levels) if ev.get("action") == "blocked" else "high", "network.bypass_socket",
              "blocked_connection" if ev.get("action") == "blocked" else "network_connection", 0.9)
         return
     if ev.get("action") == "blocked":
-        _set(ev, blocked_sev(), "network.blocked", "blocked_connection", 1.0)
+        _set(ev, _blocked_severity(levels), "network.blocked", "blocked_connection", 1.0)
         return
     if addr is not None and any(addr in n for n in net.blocked_networks if n.version == addr.version):
-        _set(ev, blocked_sev(), "network.blocked_ip", "blocked_connection", 0.9)
+        _set(ev, _blocked_severity(levels), "network.blocked_ip", "blocked_connection", 0.9)
         return
     if domain_matches(domain, net.blocked_domains):
-        _set(ev, blocked_sev(), "network.blocked_domain", "blocked_connection", 0.9)
+        _set(ev, _blocked_severity(levels), "network.blocked_domain", "blocked_connection", 0.9)
         return
     if ev.get("not_allowed"):
         # The kernel's allowlist verdict (allow_loopback false makes loopback count too).

@@ -201,7 +201,7 @@ class Pipeline:
         self.ctx.names.expire(boot_ns)
         self.sync_inodes()
         if self.kernel.loaded:
-            self.replay.flush_folds(expire=True)   # the kernel's fold table keeps live keys only
+            self.replay.flush_folds(force=True)   # the kernel's fold table keeps live keys only
 
     def watch_file(self, w: WatchedInode, follow: bool = True) -> WatchedInode | None:
         """A watched file's new name (link/rename): into the kernel's watched_inodes, and opened

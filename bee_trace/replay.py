@@ -38,7 +38,6 @@ class Replay:
         # confirm, classify, filter, then add to the list if shown (the pipeline's handle_event)
         self.handle = handle
         self.emit_many = emit_many   # down the output chain as one batch
-
         self.folds = FoldTracker()
         self._agg_seen: dict[tuple[int, int, int], int] = {}
         self.agg_reported = 0
@@ -106,13 +105,13 @@ class Replay:
         self.emit_many(shown)
         return n
 
-    def flush_folds(self, drops: np.ndarray | None = None, expire: bool = False) -> None:
-        """Identical critical events counted in the kernel since the last look, as counts.
-        `expire` (housekeeping, and whenever there were new folds): keys idle for FOLD_IDLE_NS
-        are deleted from the kernel's table, with what they counted until then, so the table
-        holds live keys only and a full one (repeats then sent as records) empties again."""
+    def flush_folds(self, drops: np.ndarray | None = None, force: bool = False) -> None:
+        """Identical critical events counted in the kernel since the last look, as counts. Each
+        look also deletes the keys idle for FOLD_IDLE_NS from the kernel's table, with what they
+        counted until then, so the table holds live keys only and a full one (repeats then sent
+        as records) empties again. `force` (housekeeping): look even with no new folds."""
         folded = int(self._drops(drops)[R.LANE_CRITICAL, _DROP_FOLDED])
-        if folded == self._folded_seen and not expire:
+        if folded == self._folded_seen and not force:
             return
         self._folded_seen = folded
         counts = self.kernel.fold_counts()
